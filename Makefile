@@ -1,0 +1,60 @@
+# The README's two commands for a fresh machine:
+#   make bench [PROFILE=quick]   set up .venv and benchmark localhost (the embedded default)
+#   make test                    set up .venv with the dev extras and run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+# Intel Neural Compressor's ONNX API needs numpy<2 and onnx 1.16 (DESIGN.md): its own env.
+INC_VENV := .venv-inc
+INC_PACKAGES := neural-compressor==3.7.1 "numpy<2" six onnx==1.16.2 onnxruntime==1.19.2
+PROFILE ?= full
+# Extra ansible-playbook arguments, e.g. ARGS='--tags report' or ARGS='-e variants=onnx-cpu'.
+ARGS ?=
+PYTEST_ARGS ?=
+
+BIN := $(CURDIR)/$(VENV)/bin
+# Console scripts (bench-run, bench-report, chi-*) and ansible live in the venv.
+RUN := PATH="$(BIN):$$PATH"
+
+.PHONY: bench test lint overhead clean help
+
+help:
+	@echo "make bench [PROFILE=quick|full] [ARGS=...]  benchmark localhost (or what chi-up provisioned)"
+	@echo "make test [PYTEST_ARGS=...]                 run the test suite"
+	@echo "make lint                                   ansible-lint (production profile) + syntax check"
+	@echo "make overhead                               print the harness overhead against a bare session.run loop"
+	@echo "make clean                                  remove the venvs (results/ is kept)"
+
+$(VENV)/.bench-installed: pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[bench]'
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.bench-installed
+
+$(INC_VENV)/.installed:
+	test -x $(INC_VENV)/bin/python || $(PYTHON) -m venv $(INC_VENV)
+	$(INC_VENV)/bin/python -m pip install -q --upgrade pip
+	$(INC_VENV)/bin/python -m pip install -q $(INC_PACKAGES)
+	touch $@
+
+bench: $(VENV)/.bench-installed $(INC_VENV)/.installed
+	$(RUN) ansible-playbook bench.yml -e profile=$(PROFILE) $(ARGS)
+
+test: $(VENV)/.dev-installed $(INC_VENV)/.installed
+	$(RUN) python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(RUN) ansible-playbook --syntax-check bench.yml
+	$(RUN) ansible-lint --offline --profile production
+
+overhead: $(VENV)/.bench-installed
+	$(RUN) python tests/perf/harness_overhead.py
+
+clean:
+	rm -rf $(VENV) $(INC_VENV)
