@@ -1,0 +1,155 @@
+"""The state file: what one deployment made, so chi-down can remove exactly that.
+
+Every resource is recorded the moment we ask for it (by name, before its id is known) and again
+the moment its id exists, before any wait: a crash, a hang or Ctrl-C at any point leaves a
+file that still names everything. The file is 0600 and replaced atomically (temporary file,
+fsync, rename). It names the project, site and Keystone endpoint it belongs to, so credentials
+for another project are refused instead of deleting the wrong things. It holds ids, names,
+addresses and paths: never a password, secret or token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from servebench.errors import StateError
+
+STATE_VERSION = 1
+STATE_DIR = Path(".servebench")
+
+# Kinds of resources, in the order chi-down removes them.
+KINDS = ("container", "server", "floating_ip", "lease")
+
+
+def instance_name(deployment: str) -> str:
+    """The server or container a deployment makes; Nova names become host names (no '_')."""
+    return "node-" + deployment.replace("_", "-").replace(".", "-")
+
+
+def default_path(name: str, base: Path | None = None) -> Path:
+    return (base or Path.cwd()) / STATE_DIR / f"state-{name}.json"
+
+
+def state_files(base: Path | None = None) -> list[Path]:
+    folder = (base or Path.cwd()) / STATE_DIR
+    return sorted(folder.glob("state-*.json")) if folder.is_dir() else []
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Where a deployment lives: checked against the credentials in use before any change."""
+
+    site: str
+    region: str
+    auth_url: str
+    project_id: str
+    project_name: str | None = None
+
+    def describe(self) -> str:
+        project = self.project_name or self.project_id
+        return f"project {project} at {self.region} ({self.auth_url})"
+
+
+class State:
+    def __init__(self, path: Path, data: dict):
+        self.path = path
+        self.data = data
+
+    # -- creation, loading, saving ---------------------------------------------------------
+
+    @classmethod
+    def new(cls, path: Path, name: str, identity: Identity) -> "State":
+        return cls(path, {
+            "version": STATE_VERSION,
+            "name": name,
+            "identity": identity.__dict__.copy(),
+            "resources": [],
+        })
+
+    @classmethod
+    def load(cls, path: Path) -> "State":
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise StateError(f"no state file at {path}",
+                             hint="pass --state PATH, or --name NAME --site SITE") from None
+        except (OSError, ValueError) as exc:
+            raise StateError(f"state file {path} is unreadable: {exc}",
+                             hint="fix or remove it; chi-down --name NAME --site SITE works without it") from None
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION or "identity" not in data:
+            raise StateError(f"{path} is not a servebench state file (version {STATE_VERSION})")
+        return cls(path, data)
+
+    def save(self) -> None:
+        self.data["updated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".state-", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(self.data, handle, indent=2, sort_keys=True)
+                handle.write("\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def delete(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    # -- identity --------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.data["name"]
+
+    @property
+    def identity(self) -> Identity:
+        return Identity(**self.data["identity"])
+
+    def check_identity(self, current: Identity) -> None:
+        """Refuse to act on a deployment of another project, site or Keystone endpoint."""
+        mine = self.identity
+        if (mine.site, mine.region, mine.auth_url.rstrip("/"), mine.project_id) != (
+                current.site, current.region, current.auth_url.rstrip("/"), current.project_id):
+            raise StateError(
+                f"state file {self.path} belongs to {mine.describe()}, "
+                f"but these credentials are for {current.describe()}",
+                hint="source that project's openrc, or pass another --name/--state")
+
+    # -- resources -------------------------------------------------------------------------
+
+    @property
+    def resources(self) -> list[dict]:
+        return self.data["resources"]
+
+    def of_kind(self, kind: str) -> list[dict]:
+        return [r for r in self.resources if r["kind"] == kind]
+
+    def record(self, kind: str, name: str, run: str, **fields) -> dict:
+        """Write down a resource we are about to ask for (id unknown yet), and save."""
+        if kind not in KINDS:
+            raise ValueError(kind)
+        entry = {"kind": kind, "name": name, "id": None, "run": run, **fields}
+        self.resources.append(entry)
+        self.save()
+        return entry
+
+    def update(self, entry: dict, **fields) -> None:
+        entry.update(fields)
+        self.save()
+
+    def forget(self, entry: dict) -> None:
+        self.resources.remove(entry)
+        self.save()
+
+    def set(self, key: str, value) -> None:
+        self.data[key] = value
+        self.save()

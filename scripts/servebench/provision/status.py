@@ -1,0 +1,65 @@
+"""chi-status: the lease window and time left, each resource and its state, whether SSH answers.
+Reads only."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from . import lease
+from .cloud import short
+from .ssh import SshTarget, run_command
+from .state import State
+from .teardown import Listing
+
+
+def report(state: State, say: Callable[[str], None]) -> bool:
+    """Print the deployment's status; True when every resource exists and SSH answers."""
+    from chi.clients import blazar, nova, zun
+
+    identity = state.identity
+    say(f"{state.name}: {identity.describe()}")
+    healthy = True
+    inv = Listing.take({e["kind"] for e in state.resources})
+    now = datetime.now(timezone.utc)
+    for entry in state.resources:
+        kind, label = entry["kind"], entry.get("name")
+        if not inv.matches(entry, state.name):
+            say(f"  {kind.replace('_', ' ')} {label}: gone")
+            healthy = False
+            continue
+        try:
+            if kind == "lease":
+                found = blazar().lease.get(entry["id"])
+                start, end = lease.lease_dates(found)
+                window = lease.LeaseWindow(start, end, now).describe()
+                say(f"  lease {label}: {found.get('status')}, {window}, "
+                    f"{lease.format_remaining(end, now)}")
+                healthy &= found.get("status") == "ACTIVE" and end > now
+            elif kind == "server":
+                status = nova().servers.get(entry["id"]).status
+                say(f"  server {label}: {status}")
+                healthy &= status == "ACTIVE"
+            elif kind == "container":
+                status = zun().containers.get(entry["id"]).status
+                say(f"  container {label}: {status}")
+                healthy &= status == "Running"
+            else:
+                live = next(f for f in inv.floating_ips if f["id"] == entry["id"])
+                say(f"  floating IP {live['address']}: allocated")
+        except Exception as exc:  # noqa: BLE001 -- a status line, not a failure
+            say(f"  {kind.replace('_', ' ')} {label}: unknown ({short(exc, 120)})")
+            healthy = False
+    ssh = state.data.get("ssh")
+    if ssh:
+        target = SshTarget(ssh["host"], ssh["user"], int(ssh["port"]), Path(ssh["key"]))
+        ok, why = run_command(target, timeout_s=10)
+        say(f"  ssh {target.describe()}: {'answers' if ok else f'does not answer ({why})'}")
+        healthy &= ok
+    else:
+        say("  ssh: not set up yet (chi-up did not finish)")
+        healthy = False
+    if state.data.get("inventory"):
+        say(f"  inventory: {state.data['inventory']}")
+    return healthy

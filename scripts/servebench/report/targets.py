@@ -1,0 +1,206 @@
+"""The targets a run is judged against: read and strictly validated from a targets.yml.
+
+The shipped targets.yml (repo root) is the one source of the defaults: with no file given we load
+it, so the numbers live in exactly one place, a file the user can read and edit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from ..errors import ConfigError
+
+# Host kinds a target can be judged on. `local` is deliberately not one: a local host is judged
+# against every target, as an indication only (see verdict.py).
+TARGET_HOST_KINDS = ("cpu_server", "gpu_server", "edge")
+
+BYTES_PER_MB = 1_000_000  # decimal megabytes, as targets.yml states
+
+
+def _stat(name: str, field: str) -> Callable[[dict], float | None]:
+    def read(record: dict) -> float | None:
+        stats = record.get(name)
+        return stats.get(field) if isinstance(stats, dict) else None
+
+    return read
+
+
+def _size_mb(record: dict) -> float | None:
+    size = record.get("model_size_bytes")
+    return None if size is None else size / BYTES_PER_MB
+
+
+@dataclass(frozen=True)
+class Criterion:
+    key: str                      # as written in targets.yml
+    metric: str                   # what the report calls the measured value
+    unit: str
+    below: bool                   # True: value < threshold (strict); False: value >= threshold
+    read: Callable[[dict], float | None]  # the measured value from a variant record, or None
+
+    @property
+    def symbol(self) -> str:
+        return "<" if self.below else ">="
+
+    def holds(self, value: float, threshold: float) -> bool:
+        return value < threshold if self.below else value >= threshold
+
+
+CRITERIA: dict[str, Criterion] = {
+    c.key: c
+    for c in (
+        Criterion("p50_ms_below", "p50 latency", "ms", True, _stat("latency_ms", "p50")),
+        Criterion("p95_ms_below", "p95 latency", "ms", True, _stat("latency_ms", "p95")),
+        Criterion("p99_ms_below", "p99 latency", "ms", True, _stat("latency_ms", "p99")),
+        Criterion("single_fps_at_least", "single-sample FPS", "FPS", False,
+                  lambda r: r.get("single_fps")),
+        Criterion("batch_img_per_s_at_least", "batch throughput", "img/s", False,
+                  lambda r: r.get("batch_throughput")),
+        Criterion("model_size_mb_below", "model size", "MB", True, _size_mb),
+    )
+}
+
+_TARGET_KEYS = {"title", "hardware", "judged_on", "criteria"}
+_REQUIRED_TARGET_KEYS = ("judged_on", "criteria")
+
+
+@dataclass(frozen=True)
+class Target:
+    id: str
+    title: str
+    hardware: str
+    judged_on: tuple[str, ...]
+    criteria: tuple[tuple[Criterion, float], ...]  # in the file's order
+
+
+@dataclass(frozen=True)
+class Targets:
+    source: Path
+    targets: tuple[Target, ...]
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys: a second `p50_ms_below` line would otherwise
+    silently win, and the user would be judged against a number they think they replaced."""
+
+
+def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def default_targets_path() -> Path:
+    """The shipped targets.yml: the repo root's in a source checkout (the file users edit), else
+    the copy packaged inside `servebench` for a non-editable install."""
+    checkout = Path(__file__).resolve().parents[3] / "targets.yml"
+    if checkout.is_file():
+        return checkout
+    packaged = resources.files("servebench") / "targets.yml"
+    if packaged.is_file():
+        return Path(str(packaged))
+    raise ConfigError("no shipped targets.yml found",
+                      hint="pass --targets FILE, e.g. the targets.yml from the servebench repo")
+
+
+def load_targets(path: Path | None = None) -> Targets:
+    """Read and validate targets.yml; any defect raises ConfigError with one line that names the
+    file, the key and what is expected."""
+    path = Path(path) if path is not None else default_targets_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found", hint="check the --targets path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        doc = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: {_yaml_problem(exc)}", hint="fix the YAML syntax") from None
+    return Targets(source=path, targets=_parse(path, doc))
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
+    return f"{where}YAML syntax error: {problem}"
+
+
+def _bad(path: Path, key: str, expected: str, got: Any = None, *, show_got: bool = True) -> ConfigError:
+    tail = f", got {got!r}" if show_got else ""
+    return ConfigError(f"{path}: {key}: expected {expected}{tail}")
+
+
+def _parse(path: Path, doc: Any) -> tuple[Target, ...]:
+    if not isinstance(doc, dict):
+        raise _bad(path, "(top level)", "a mapping with a 'targets' section", doc)
+    unknown = sorted(set(doc) - {"targets"}, key=str)
+    if unknown:
+        raise _bad(path, str(unknown[0]), "only a 'targets' section at the top level",
+                   show_got=False)
+    if "targets" not in doc:
+        raise _bad(path, "targets", "a 'targets' section (it is missing)", show_got=False)
+    section = doc["targets"]
+    if not isinstance(section, dict) or not section:
+        raise _bad(path, "targets", "a mapping of target ids to targets", section)
+    return tuple(_parse_target(path, str(tid), body) for tid, body in section.items())
+
+
+def _parse_target(path: Path, tid: str, body: Any) -> Target:
+    where = f"targets.{tid}"
+    if not isinstance(body, dict):
+        raise _bad(path, where, "a mapping with judged_on and criteria", body)
+    for key in body:
+        if key not in _TARGET_KEYS:
+            raise _bad(path, f"{where}.{key}",
+                       f"one of {', '.join(sorted(_TARGET_KEYS))} (unknown key)", show_got=False)
+    for key in _REQUIRED_TARGET_KEYS:
+        if key not in body:
+            raise _bad(path, f"{where}.{key}", "this key (it is missing)", show_got=False)
+    for key in ("title", "hardware"):
+        if key in body and not isinstance(body[key], str):
+            raise _bad(path, f"{where}.{key}", "a string", body[key])
+
+    judged_on = body["judged_on"]
+    if not isinstance(judged_on, list) or not judged_on:
+        raise _bad(path, f"{where}.judged_on",
+                   f"a non-empty list of host kinds ({', '.join(TARGET_HOST_KINDS)})", judged_on)
+    for kind in judged_on:
+        if kind not in TARGET_HOST_KINDS:
+            raise _bad(path, f"{where}.judged_on",
+                       f"host kinds among {', '.join(TARGET_HOST_KINDS)} (local hosts are judged "
+                       "against every target anyway)", kind)
+
+    criteria = body["criteria"]
+    if not isinstance(criteria, dict) or not criteria:
+        raise _bad(path, f"{where}.criteria",
+                   f"a mapping of criteria ({', '.join(CRITERIA)}) to thresholds", criteria)
+    parsed = []
+    for key, threshold in criteria.items():
+        ckey = f"{where}.criteria.{key}"
+        if key not in CRITERIA:
+            raise _bad(path, ckey, f"a known criterion: {', '.join(CRITERIA)}", show_got=False)
+        # bool is an int in Python; `true` is not a threshold.
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+            raise _bad(path, ckey, f"a number ({CRITERIA[key].unit})", threshold)
+        if not math.isfinite(threshold) or threshold <= 0:
+            raise _bad(path, ckey, f"a positive number ({CRITERIA[key].unit})", threshold)
+        parsed.append((CRITERIA[key], float(threshold)))
+
+    return Target(id=tid, title=body.get("title", tid), hardware=body.get("hardware", ""),
+                  judged_on=tuple(judged_on), criteria=tuple(parsed))

@@ -1,0 +1,105 @@
+"""Judge every successful (host, variant) against the targets that apply to its host.
+
+A target applies to hosts of the kinds it lists; a host of any other kind (`local`, the embedded
+default, or an unknown kind) is judged against every target, marked indicative because it is not
+the target hardware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .load import Host, Record, Run
+from .targets import TARGET_HOST_KINDS, Criterion, Target, Targets
+
+PASS, FAIL, NA = "pass", "fail", "n/a"
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    criterion: Criterion
+    threshold: float
+    value: float | None
+    outcome: str                  # pass | fail | n/a
+    why: str | None = None        # for n/a: why there is no value
+
+
+@dataclass(frozen=True)
+class Judgement:
+    host: Host
+    record: Record
+    target: Target
+    indicative: bool              # host is not the target hardware (local)
+    results: tuple[CriterionResult, ...]
+
+    @property
+    def outcome(self) -> str:
+        outcomes = {r.outcome for r in self.results}
+        if FAIL in outcomes:
+            return FAIL
+        return NA if NA in outcomes else PASS
+
+    @property
+    def p50(self) -> float:
+        stats = self.record.data.get("latency_ms") or {}
+        p50 = stats.get("p50")
+        return float("inf") if p50 is None else p50
+
+
+@dataclass(frozen=True)
+class TargetSummary:
+    target: Target
+    met: tuple[Judgement, ...]            # on the target hardware, best (lowest p50) first
+    indicative_met: tuple[Judgement, ...]  # on hosts that are not the target hardware
+    judged: int                           # (host, variant) pairs judged on the target hardware
+
+
+@dataclass(frozen=True)
+class Verdict:
+    judgements: tuple[Judgement, ...]
+    summaries: tuple[TargetSummary, ...]
+
+    def for_pair(self, host: Host, record: Record) -> dict[str, Judgement]:
+        """target id -> judgement for one (host, variant); targets not applied are absent."""
+        return {j.target.id: j for j in self.judgements if j.host is host and j.record is record}
+
+
+def is_target_hardware(host: Host, target: Target) -> bool:
+    return host.kind in target.judged_on
+
+
+def applies(host: Host, target: Target) -> bool:
+    # Hosts of a target kind are judged only on their own targets; anything else on all of them.
+    return is_target_hardware(host, target) or host.kind not in TARGET_HOST_KINDS
+
+
+def judge_criterion(criterion: Criterion, threshold: float, record: Record) -> CriterionResult:
+    value = criterion.read(record.data)
+    if value is None:
+        return CriterionResult(criterion, threshold, None, NA,
+                               f"the record has no {criterion.metric}")
+    outcome = PASS if criterion.holds(value, threshold) else FAIL
+    return CriterionResult(criterion, threshold, float(value), outcome)
+
+
+def judge(run: Run, targets: Targets) -> Verdict:
+    judgements = []
+    for host, record in run.records():
+        if host.status != "ok" or not record.ok:
+            continue
+        for target in targets.targets:
+            if applies(host, target):
+                results = tuple(judge_criterion(c, t, record) for c, t in target.criteria)
+                judgements.append(Judgement(host, record, target,
+                                            not is_target_hardware(host, target), results))
+    summaries = []
+    for target in targets.targets:
+        mine = [j for j in judgements if j.target is target]
+        by_p50 = sorted((j for j in mine if j.outcome == PASS), key=lambda j: j.p50)
+        summaries.append(TargetSummary(
+            target=target,
+            met=tuple(j for j in by_p50 if not j.indicative),
+            indicative_met=tuple(j for j in by_p50 if j.indicative),
+            judged=sum(1 for j in mine if not j.indicative),
+        ))
+    return Verdict(tuple(judgements), tuple(summaries))

@@ -1,0 +1,177 @@
+"""Build run folders (docs/RESULTS.md layout, schema_version 1) from synthetic records.
+
+Latencies come from seeded lognormal raw samples and every stats field is computed from them
+(nearest rank), so a record reads like one the engine writes. The headline numbers the tests
+reason about (p50, batch throughput, size) are pinned exactly, to test boundaries.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+BATCH = 32
+
+
+def _rank(sorted_ns: list[int], q: float) -> int:
+    return sorted_ns[max(math.ceil(q * len(sorted_ns)), 1) - 1]
+
+
+def stats_ms(samples_ns: list[int]) -> dict:
+    s = sorted(samples_ns)
+    n = len(s)
+    half = 1.96 * math.sqrt(n) / 2
+    lo, hi = max(math.floor(n / 2 - half), 1), min(math.ceil(n / 2 + 1 + half), n)
+    ms = [x / 1e6 for x in s]
+    p50 = _rank(s, 0.5) / 1e6
+    iqr = (_rank(s, 0.75) - _rank(s, 0.25)) / 1e6
+    return {
+        "count": n, "duration_s": sum(s) / 1e9, "min": ms[0], "max": ms[-1],
+        "mean": float(np.mean(ms)), "stdev": float(np.std(ms, ddof=1)),
+        "p50": p50, "p90": _rank(s, 0.9) / 1e6, "p95": _rank(s, 0.95) / 1e6,
+        "p99": _rank(s, 0.99) / 1e6, "iqr": iqr,
+        "median_ci95": [ms[lo - 1], ms[hi - 1]], "noisy": iqr / p50 > 0.10,
+    }
+
+
+def samples(p50_ms: float, n: int, spread: float, seed: int) -> list[int]:
+    """n raw samples (ns) whose nearest-rank median is exactly p50_ms."""
+    rng = np.random.default_rng(seed)
+    raw = np.sort(rng.lognormal(0.0, spread, n))
+    target = round(p50_ms * 1e6)
+    ns = [max(int(x / raw[math.ceil(0.5 * n) - 1] * target), 1) for x in raw]
+    ns[math.ceil(0.5 * n) - 1] = target
+    return ns
+
+
+def environment(host: str, cpu: str = "AMD EPYC 7763 64-Core Processor") -> dict:
+    return {
+        "hostname": host, "cpu_model": cpu, "cpu_flags": ["avx2", "fma", "avx512_vnni"],
+        "cores": 2, "threads": 2, "memory_gb": 7.7, "gpu": None, "driver": None,
+        "libraries": {"onnxruntime": "1.32.0", "numpy": "2.4.6"},
+        "git_revision": "0123abcd", "time": "2026-11-23T19:15:00Z",
+    }
+
+
+def record(variant: str, *, host: str = "localhost", host_kind: str = "local",
+           status: str = "ok", reason: str | None = None, p50_ms: float = 2.0,
+           batch_img_s: float | None = 1500.0, size_bytes: int | None = 3_500_000,
+           correct: int = 61, total: int = 110, synthetic: bool = True,
+           random_weights: bool = True, route: str | None = None,
+           providers: tuple[str, ...] = ("CPUExecutionProvider",), seed: int = 0,
+           spread: float = 0.04, n: int = 300, profile: str = "quick") -> dict:
+    rec = {
+        "schema_version": 1, "variant": variant, "status": status, "reason": reason,
+        "host": host, "host_kind": host_kind, "profile": profile,
+        "model": {"source": "random-init" if random_weights else "/models/food11.pth",
+                  "random_weights": random_weights, "format": "onnx", "sha256": "ab" * 32},
+        "served_model": None, "model_size_bytes": None,
+        "data": {"source": "synthetic" if synthetic else "food11", "synthetic": synthetic,
+                 "root": "/tmp/food11", "counts": {"validation": 55, "evaluation": total}},
+        "accuracy": None, "latency_ms": None, "single_fps": None, "batch_size": BATCH,
+        "batch_latency_ms": None, "batch_throughput": None, "cold_start_ms": None,
+        "providers": {"requested": list(providers), "active": []}, "route": route,
+        "info": {}, "environment": environment(host),
+        "samples": {"latency_ns": [], "batch_ns": []},
+        "started_at": "2026-11-23T19:15:00Z", "finished_at": "2026-11-23T19:15:20Z",
+    }
+    if status != "ok":
+        rec["error_type"] = "RuntimeError" if status == "error" else None
+        return rec
+    lat = samples(p50_ms, n, spread, seed)
+    rec.update({
+        "served_model": f"{variant}.onnx", "model_size_bytes": size_bytes,
+        "accuracy": {"correct": correct, "total": total, "value": correct / total,
+                     "split": "evaluation"},
+        "latency_ms": stats_ms(lat), "single_fps": 1000 / p50_ms,
+        "cold_start_ms": 40 * p50_ms + 30,
+        "providers": {"requested": list(providers), "active": list(providers)},
+    })
+    rec["samples"]["latency_ns"] = lat
+    if batch_img_s is not None:
+        batch = samples(BATCH / batch_img_s * 1000, 40, spread, seed + 1)
+        rec.update({"batch_latency_ms": stats_ms(batch), "batch_throughput": batch_img_s})
+        rec["samples"]["batch_ns"] = batch
+    return rec
+
+
+def write_json(path: Path, doc) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+
+
+def write_run(root: Path, run_id: str, hosts: dict[str, dict], *, profile: str = "quick",
+              run_json: bool = True) -> Path:
+    """hosts: name -> {"kind", "status" ("ok"|"failed"), "reason", "records": [record...]}."""
+    run = root / run_id
+    run.mkdir(parents=True)
+    for name, h in hosts.items():
+        write_json(run / name / "host_status.json",
+                   {"host": name, "kind": h["kind"], "status": h.get("status", "ok"),
+                    "reason": h.get("reason")})
+        recs = h.get("records", [])
+        write_json(run / name / "suite.json",
+                   {"variants": {r["variant"]: r["status"] for r in recs}})
+        for r in recs:
+            write_json(run / name / f"{r['variant']}.json", r)
+    if run_json:
+        write_json(run / "run.json", {
+            "run_id": run_id, "profile": profile, "hosts": list(hosts),
+            "started_at": "2026-11-23T19:15:00Z", "finished_at": "2026-11-23T19:17:40Z",
+            "git_revision": "0123abcd"})
+    return run
+
+
+# A local quick run with every CPU variant, realistic for a 2-core laptop.
+LOCAL_VARIANTS = (
+    ("torch-eager", 9.8, 310.0, 14_210_000),
+    ("torch-compile", 7.9, 380.0, 14_210_000),
+    ("onnx-cpu", 3.4, 640.0, 14_030_000),
+    ("onnx-optimized", 3.1, 700.0, 13_990_000),
+    ("onnx-int8-dynamic", 5.6, 420.0, 3_620_000),
+    ("onnx-int8-static-aggressive", 1.9, 1120.0, 2_415_126),
+    ("onnx-int8-static-conservative", 2.4, 980.0, 3_110_000),
+    ("openvino", 2.2, 1010.0, 14_030_000),
+    ("tflite", 6.3, None, 3_580_000),
+)
+
+
+def local_run(root: Path, run_id: str = "20261123T191500Z-local-quick") -> Path:
+    recs = [record(v, p50_ms=p50, batch_img_s=bt, size_bytes=size, seed=i,
+                   route="neural-compressor 3.7.1 static QOperator" if "static" in v else None)
+            for i, (v, p50, bt, size) in enumerate(LOCAL_VARIANTS)]
+    recs += [record("onnx-cuda", status="skipped", reason="no CUDA GPU on this host"),
+             record("onnx-tensorrt", status="skipped", reason="no CUDA GPU on this host")]
+    return write_run(root, run_id, {"localhost": {"kind": "local", "records": recs}})
+
+
+HOSTILE = "<script>alert('x')</script> | <img src=x onerror=alert(1)> **bold**"
+
+
+def cluster_run(root: Path, run_id: str = "20261124T101500Z-tacc-edge-full") -> Path:
+    """A testbed run: an EPYC server, a GPU server that failed, a Pi 5 with a crashed variant,
+    on a trained model and the real Food-11 data (no warning expected)."""
+    real = {"synthetic": False, "random_weights": False, "profile": "full"}
+    cpu = [record(v, host="node-cpu", host_kind="cpu_server", p50_ms=p50, batch_img_s=bt,
+                  size_bytes=size, seed=i, correct=2900, total=3347, **real)
+           for i, (v, p50, bt, size) in enumerate((
+               ("onnx-cpu", 3.2, 1450.0, 9_220_000),
+               ("onnx-optimized", 2.9, 1600.0, 9_180_000),
+               ("onnx-int8-static-aggressive", 1.4, 3100.0, 2_415_126),
+               ("openvino", 1.7, 2600.0, 9_220_000)))]
+    edge = [record("tflite", host="pi5", host_kind="edge", p50_ms=13.2, batch_img_s=None,
+                   size_bytes=3_580_000, seed=7, correct=2850, total=3347, **real),
+            record("onnx-int8-static-aggressive", host="pi5", host_kind="edge", p50_ms=21.0,
+                   batch_img_s=60.0, size_bytes=2_415_126, seed=8, correct=2890, total=3347,
+                   **real),
+            record("onnx-cpu", host="pi5", host_kind="edge", status="error", reason=HOSTILE,
+                   **real)]
+    return write_run(root, run_id, {
+        "node-cpu": {"kind": "cpu_server", "records": cpu},
+        "node-gpu": {"kind": "gpu_server", "status": "failed",
+                     "reason": "nvidia-smi found no GPU: the lease's node has no A100"},
+        "pi5": {"kind": "edge", "records": edge},
+    }, profile="full")
