@@ -78,24 +78,7 @@ def cli(fake_chameleon, tmp_path, monkeypatch) -> Cli:
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("SERVEBENCH_POLL_INTERVAL", "0.05")
     monkeypatch.delenv("OS_KEYPAIR_PRIVATE_KEY", raising=False)
-    _quiet_fake_server_errors(monkeypatch)
     return Cli(fake_chameleon, workdir)
-
-
-def _quiet_fake_server_errors(monkeypatch) -> None:
-    """The fake's HTTP threads print a traceback to sys.stderr when a client gave up on a hung
-    request before the answer (BrokenPipeError). Inside a CliRunner that stderr is the command's
-    captured output, where it would read as OUR traceback. Drop exactly those."""
-    from tests.fakechi import server as fake_server
-
-    original = fake_server._SiteServer.handle_error
-
-    def handle_error(self, request, client_address):
-        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            return
-        original(self, request, client_address)
-
-    monkeypatch.setattr(fake_server._SiteServer, "handle_error", handle_error)
 
 
 def assert_no_secrets(fake, cli: Cli, extra_text: str = "") -> None:
