@@ -1,0 +1,193 @@
+"""``bench-run``: benchmark model-serving variants on this machine, one JSON record each.
+
+Everything the user gives is checked before --out is touched (model, data, variant ids, paths),
+so bad input leaves no half-made result folder: one line ``error: ...`` and exit status 2.
+Exit 0 means the suite ran, even if some variants recorded errors (the records say why);
+130 means it was interrupted (suite.json says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+from . import data as data_mod
+from .errors import EngineError, InputError
+from .model import PreparedModel, prepare_model
+from .profiles import PROFILES
+from .suite import ARTIFACTS, SuiteConfig, run_suite
+from .variants import GROUPS, REGISTRY, resolve_selection
+
+HOST_KINDS = ("local", "cpu_server", "gpu_server", "edge")
+DATA_ENV = "FOOD11_DATA_DIR"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line like every other input error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise InputError(f"{message} (see bench-run --help)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="bench-run",
+        description="Benchmark ways of serving an image classifier on this machine: per variant, "
+                    "model size, accuracy, single-sample latency (p50..p99), batch-32 throughput "
+                    "and cold start, written as one JSON record per variant plus suite.json.",
+        epilog="Variants (--list-variants): " + ", ".join(REGISTRY) + ". Groups: all; cpu (all "
+               f"but {', '.join(GROUPS['gpu'])}); gpu. Exit status: 0 the suite ran (variant "
+               "errors are in their records), 2 bad input (nothing written), 130 interrupted.",
+    )
+    p.add_argument("--model", type=Path, metavar="PATH",
+                   help="the model: a .onnx (input [N,3,224,224] float32) or a .pth holding the "
+                        "whole pickled module; default: MobileNetV2 with an 11-class head and "
+                        "RANDOM weights (every record says so)")
+    p.add_argument("--variants", default="all", metavar="LIST",
+                   help="comma-separated variant ids, or all / cpu / gpu (default: all; variants "
+                        "this host cannot run are recorded as skipped with the reason)")
+    p.add_argument("--profile", choices=list(PROFILES), default="full",
+                   help="full: statistically sound (>= 1000 samples and >= 10 s per loop; "
+                        "default); quick: ~2 s per loop, for a first look; smoke: tests only")
+    p.add_argument("--data", type=Path, metavar="DIR",
+                   help=f"Food-11 tree DIR/{{training,validation,evaluation}}/class_XX/*.jpg "
+                        f"(default: ${DATA_ENV}; with neither, a small synthetic tree, marked "
+                        "synthetic in every record)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="folder for <variant>.json, suite.json and artifacts/ (created)")
+    p.add_argument("--tflite-model", type=Path, metavar="PATH",
+                   help="a .tflite model for the tflite variant "
+                        "(default: converted from the model)")
+    p.add_argument("--quantizer-python", metavar="PATH",
+                   help="Python of the Neural Compressor environment, for the INT8 static variants")
+    p.add_argument("--host-label", default=socket.gethostname(), metavar="NAME",
+                   help="host name written in each record (default: this machine's host name)")
+    p.add_argument("--host-kind", choices=HOST_KINDS, default="local",
+                   help="kind of host, for the report's verdict (default: local)")
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="intra-op threads for every runtime (default: each runtime's own)")
+    p.add_argument("--list-variants", action="store_true",
+                   help="print the variant ids and the class of each, and exit")
+    return p
+
+
+def _check_file(path: Path | None, what: str) -> Path | None:
+    if path is not None and not path.is_file():
+        raise InputError(f"{what} {path} does not exist or is not a file")
+    return path.resolve() if path is not None else None
+
+
+def _check_python(text: str | None) -> str | None:
+    if text is None:
+        return None
+    found = shutil.which(text)
+    if not found:
+        raise InputError(f"--quantizer-python {text} is not an executable "
+                         "(give the python of the Neural Compressor environment)")
+    return found
+
+
+def _check_out(out: Path | None) -> Path:
+    if out is None:
+        raise InputError("--out DIR is required (where the results go)")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a directory")
+    return out
+
+
+def _data_root(arg: Path | None) -> Path | None:
+    if arg is not None:
+        return arg
+    env = os.environ.get(DATA_ENV)
+    return Path(env) if env else None
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def run(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_variants:
+        for vid, target in REGISTRY.items():
+            print(f"{vid:32s} {target}")
+        return 0
+    try:
+        variants = resolve_selection(args.variants)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    out = _check_out(args.out)
+    tflite = _check_file(args.tflite_model, "--tflite-model")
+    quantizer = _check_python(args.quantizer_python)
+    profile = PROFILES[args.profile]
+    data_root = _data_root(args.data)
+    if data_root is not None:
+        data_mod.check_tree(data_root)  # cheap, so before the model export's seconds
+
+    # Staging holds what is made before --out may be touched (the exported ONNX, the synthetic
+    # tree) and lives as long as the suite, since variants read the image files.
+    with tempfile.TemporaryDirectory(prefix="servebench-") as tmp:
+        staging = Path(tmp)
+        _say(f"model: {args.model or 'random-init MobileNetV2 (no --model given)'}...")
+        model = prepare_model(args.model, staging)
+        if data_root is None:
+            data_root = data_mod.make_synthetic_tree(
+                staging / "synthetic-food11", model.num_classes, profile.synthetic_per_class)
+            _say("data: no Food-11 tree given, generated a synthetic one "
+                 "(accuracy on it means nothing)")
+            dataset = data_mod.load_dataset(data_root, profile.images_per_class, synthetic=True)
+        else:
+            _say(f"data: loading {data_root} (up to {profile.images_per_class} images per class "
+                 "per split)...")
+            dataset = data_mod.load_dataset(data_root, profile.images_per_class)
+        if len(dataset.classes) != model.num_classes:
+            raise InputError(f"the data has {len(dataset.classes)} classes but the model outputs "
+                             f"{model.num_classes}")
+
+        # Everything checked: from here on, --out is written.
+        try:
+            (out / ARTIFACTS).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot create --out {out}: {e.strerror or e}") from None
+        model = _keep_export(model, staging, out / ARTIFACTS)
+        cfg = SuiteConfig(variants=variants, profile=profile, out=out, host=args.host_label,
+                          host_kind=args.host_kind, threads=args.threads,
+                          quantizer_python=quantizer, tflite_model=tflite)
+        run_suite(cfg, model, dataset, log=_say)
+    return 0
+
+
+def _keep_export(model: PreparedModel, staging: Path, artifacts: Path) -> PreparedModel:
+    """An ONNX exported here is an artifact of the run: move it next to the others."""
+    if model.onnx_path.parent != staging:
+        return model
+    dest = artifacts / model.onnx_path.name
+    shutil.move(str(model.onnx_path), dest)
+    model.onnx_path = dest
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except EngineError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr, flush=True)
+        return 130

@@ -1,0 +1,160 @@
+"""Food-11 images as the model sees them, or a small synthetic tree in the same layout.
+
+Layout: ``<root>/{training,validation,evaluation}/class_XX/*.jpg``; labels are the index of the
+class folder in sorted order (torchvision ImageFolder's order, which the model was trained with).
+
+Preprocessing reproduces torchvision's Resize(224) -> CenterCrop(224) -> ToTensor -> Normalize
+with Pillow and numpy only (nodes have no torchvision): the short side goes to 224 with PIL's
+bilinear filter (antialiased, as torchvision does for PIL images), the long side to
+``int(224 * long / short)``, then the centre crop with torchvision's rounding.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .context import Split
+from .errors import InputError
+
+SPLITS = ("training", "validation", "evaluation")
+LOADED_SPLITS = ("validation", "evaluation")  # nothing here trains
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+SIZE = 224
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+SYNTHETIC_SEED = 11
+
+
+@dataclass
+class Dataset:
+    splits: dict[str, Split]
+    classes: list[str]
+    synthetic: bool
+    root: Path
+    counts: dict[str, int]          # images loaded per split
+    available: dict[str, int]       # images present per split (before the per-profile cap)
+
+    def describe(self) -> dict:
+        return {
+            "source": "synthetic" if self.synthetic else "food11",
+            "synthetic": self.synthetic,
+            # The synthetic tree lives in a temporary folder that is gone after the run.
+            "root": None if self.synthetic else str(self.root),
+            "counts": dict(self.counts),
+            "available": dict(self.available),
+            "classes": len(self.classes),
+        }
+
+
+def preprocess(path: Path) -> np.ndarray:
+    """One image file -> CHW float32, ImageNet-normalised."""
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        w, h = im.size
+        short, long = (w, h) if w <= h else (h, w)
+        new_long = int(SIZE * long / short)
+        new_w, new_h = (SIZE, new_long) if w <= h else (new_long, SIZE)
+        if (new_w, new_h) != (w, h):
+            im = im.resize((new_w, new_h), Image.Resampling.BILINEAR)
+        top = int(round((new_h - SIZE) / 2.0))
+        left = int(round((new_w - SIZE) / 2.0))
+        im = im.crop((left, top, left + SIZE, top + SIZE))
+        arr = np.asarray(im, dtype=np.float32) / 255.0
+    arr = (arr - MEAN) / STD
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def _class_dirs(split_dir: Path) -> list[Path]:
+    return sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _images(class_dir: Path) -> list[Path]:
+    return sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def check_tree(root: Path) -> list[str]:
+    """Validate the layout before anything is written; returns the class names."""
+    if not root.is_dir():
+        raise InputError(f"data directory {root} does not exist or is not a directory (pass "
+                         "--data DIR with the Food-11 tree, or leave it out for synthetic data)")
+    classes: list[str] | None = None
+    for split in LOADED_SPLITS:
+        split_dir = root / split
+        try:
+            dirs = _class_dirs(split_dir)
+        except OSError as e:
+            raise InputError(f"cannot read {split_dir}: {e.strerror or e} "
+                             f"(expected {root}/{{{','.join(SPLITS)}}}/class_XX/*.jpg)") from None
+        names = [d.name for d in dirs]
+        if not names:
+            raise InputError(f"{split_dir} has no class folders (expected class_XX/*.jpg)")
+        if classes is not None and names != classes:
+            raise InputError(f"{split_dir} has classes {names}, unlike the other splits {classes}")
+        classes = names
+        for d in dirs:
+            try:
+                if not _images(d):
+                    raise InputError(f"{d} holds no .jpg images")
+            except OSError as e:
+                raise InputError(f"cannot read {d}: {e.strerror or e}") from None
+    assert classes is not None
+    return classes
+
+
+def load_split(split_dir: Path, per_class: int, seed: int = 0) -> tuple[Split, int]:
+    """Up to ``per_class`` images of each class (a fixed pseudo-random pick, same every run),
+    interleaved class by class so that any prefix of the split is balanced: a variant that
+    calibrates on the first N validation images sees every class, not only class_00."""
+    per_class_paths: list[list[Path]] = []
+    available = 0
+    for d in _class_dirs(split_dir):
+        files = _images(d)
+        available += len(files)
+        if len(files) > per_class:
+            files = sorted(random.Random(f"{seed}:{d.name}").sample(files, per_class))
+        per_class_paths.append(files)
+    order = [(label, files[i]) for i in range(max(map(len, per_class_paths), default=0))
+             for label, files in enumerate(per_class_paths) if i < len(files)]
+    images = np.empty((len(order), 3, SIZE, SIZE), dtype=np.float32)
+    for i, (_, p) in enumerate(order):
+        try:
+            images[i] = preprocess(p)
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read image {p}: {e}") from None
+    labels = np.asarray([label for label, _ in order], dtype=np.int64)
+    return Split(images=images, labels=labels, paths=tuple(p for _, p in order)), available
+
+
+def load_dataset(root: Path, per_class: int, *, synthetic: bool = False) -> Dataset:
+    classes = check_tree(root)
+    splits, counts, available = {}, {}, {}
+    for name in LOADED_SPLITS:
+        splits[name], available[name] = load_split(root / name, per_class)
+        counts[name] = len(splits[name].labels)
+    return Dataset(splits, classes, synthetic, root, counts, available)
+
+
+def make_synthetic_tree(root: Path, num_classes: int, per_class: int,
+                        seed: int = SYNTHETIC_SEED) -> Path:
+    """Write real JPEGs in the Food-11 layout: per class a colour and a texture of its own,
+    odd sizes so Resize and CenterCrop do work. Same bytes for the same arguments."""
+    rng = np.random.default_rng(seed)
+    sizes = [(320, 240), (240, 320), (256, 256), (300, 225)]
+    for split in SPLITS:
+        for c in range(num_classes):
+            d = root / split / f"class_{c:02d}"
+            d.mkdir(parents=True, exist_ok=True)
+            base = rng.integers(30, 226, size=3)
+            for i in range(per_class):
+                w, h = sizes[(c + i) % len(sizes)]
+                yy, xx = np.mgrid[0:h, 0:w]
+                stripes = 40 * np.sin((xx * (c + 1) + yy * (i + 2)) / 17.0)
+                noise = rng.normal(0, 12, size=(h, w, 3))
+                img = np.clip(base + stripes[..., None] + noise, 0, 255).astype(np.uint8)
+                Image.fromarray(img, "RGB").save(d / f"{split}_{c:02d}_{i:03d}.jpg", quality=90)
+    return root

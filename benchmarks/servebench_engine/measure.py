@@ -1,0 +1,117 @@
+"""Timing of one served model: cold start, accuracy, single-sample latency, batch throughput.
+
+Everything is timed with ``time.perf_counter_ns`` around the call and nothing else, and the
+raw nanosecond samples are kept so any statistic can be recomputed from the record.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .context import Context, Split
+from .profiles import LoopSpec
+from .variants.base import Served, Variant
+
+_clock = time.perf_counter_ns
+
+
+@dataclass
+class Loop:
+    samples_ns: list[int]
+    duration_s: float          # wall time of the timed loop, loop overhead included
+    minimums_met: bool         # False: a cap stopped it first (slow variant): say so
+
+
+def timed_loop(call: Callable[[], object], spec: LoopSpec) -> Loop:
+    """Warm up (count AND time), then time ``call`` until both minimums are met or a cap hits.
+
+    The warm-up is bounded by the loop's time cap too (after at least one call), so a variant
+    that takes a second per call does not spend its warm-up count's worth of seconds there.
+    """
+    start = _clock()
+    warm = 0
+    warm_ns, cap_ns = spec.warmup_s * 1e9, spec.max_s * 1e9
+    while warm < spec.warmup_count or _clock() - start < warm_ns:
+        call()
+        warm += 1
+        if _clock() - start >= cap_ns:
+            break
+
+    samples: list[int] = []
+    min_ns, max_ns = spec.min_s * 1e9, spec.max_s * 1e9
+    begin = _clock()
+    elapsed = 0
+    while len(samples) < spec.max_count and elapsed < max_ns:
+        t0 = _clock()
+        call()
+        samples.append(_clock() - t0)
+        elapsed = _clock() - begin
+        if len(samples) >= spec.min_count and elapsed >= min_ns:
+            break
+    met = len(samples) >= spec.min_count and elapsed >= min_ns
+    return Loop(samples, elapsed / 1e9, met)
+
+
+def check_logits(out: np.ndarray, batch: int, num_classes: int) -> np.ndarray:
+    out = np.asarray(out)
+    if out.shape != (batch, num_classes):
+        raise ValueError(f"model returned shape {out.shape}, expected ({batch}, {num_classes})")
+    return out
+
+
+def cold_start(variant: Variant, ctx: Context) -> tuple[Served, float, float]:
+    """Load (session creation, compilation) plus the first inference; returns both parts in ms."""
+    x = ctx.sample(1)
+    t0 = _clock()
+    served = variant.load(ctx)
+    t1 = _clock()
+    out = served.infer(x)
+    t2 = _clock()
+    check_logits(out, 1, ctx.num_classes)
+    return served, (t1 - t0) / 1e6, (t2 - t1) / 1e6
+
+
+def accuracy(served: Served, split: Split, num_classes: int, batch_size: int) -> dict:
+    """Top-1 correct/total over the split, in batches the served model accepts."""
+    step = min(batch_size, served.max_batch or batch_size)
+    correct = 0
+    total = len(split.labels)
+    for i in range(0, total, step):
+        x = np.ascontiguousarray(split.images[i : i + step])
+        logits = check_logits(served.infer(x), len(x), num_classes)
+        correct += int((logits.argmax(axis=1) == split.labels[i : i + step]).sum())
+    return {"correct": correct, "total": total, "value": correct / total if total else None}
+
+
+def batch_plan(batch_size: int, max_batch: int | None) -> tuple[int, int, str]:
+    """How one batch of ``batch_size`` images is served: (calls, images per call, mode).
+
+    A model that takes fewer images per call (a fixed-shape .tflite takes 1) serves the batch as
+    consecutive calls, and the record says so (``batch_mode``) instead of leaving a hole: what a
+    client with 32 images waiting gets from that model is exactly that.
+    """
+    if max_batch is None or max_batch >= batch_size:
+        return 1, batch_size, "batched"
+    calls = math.ceil(batch_size / max_batch)
+    mode = "sequential" if max_batch == 1 else "chunked"
+    return calls, max_batch, mode
+
+
+def batch_call(served: Served, ctx: Context, batch_size: int) -> tuple[Callable[[], object], str]:
+    calls, per_call, mode = batch_plan(batch_size, served.max_batch)
+    if calls == 1:
+        x = ctx.sample(batch_size)
+        return (lambda: served.infer(x)), mode
+    chunks = [np.ascontiguousarray(c) for c in np.array_split(ctx.sample(batch_size), calls)]
+    infer = served.infer
+
+    def run_chunks() -> None:
+        for c in chunks:
+            infer(c)
+
+    return run_chunks, f"{mode}: {calls} calls of <= {per_call} images"

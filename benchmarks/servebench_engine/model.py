@@ -1,0 +1,194 @@
+"""The model under test: a user's .onnx or .pth, or a random-init MobileNetV2, always as ONNX.
+
+Every variant starts from one ONNX file with a dynamic batch axis (``Context.model_onnx``).
+Validation happens here, before the run writes anything: a corrupt file or a wrong input shape
+is the user's to fix, so it is an :class:`InputError` with one clear line.
+
+torch is imported only for a .pth or the default model; a node given an .onnx never needs it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import InputError
+
+INPUT_SHAPE = (3, 224, 224)
+OPSET = 17
+DEFAULT_CLASSES = 11
+EXPORTED_NAME = "model.onnx"
+# Operators only a quantised graph has (QOperator, QDQ and dynamic-quantisation formats).
+QUANT_OPS = {"ConvInteger", "MatMulInteger", "QuantizeLinear", "DequantizeLinear",
+             "DynamicQuantizeLinear"}
+
+
+@dataclass
+class PreparedModel:
+    onnx_path: Path
+    source: str                 # the path given, or "random-init"
+    format: str                 # "onnx", "pth" or "random-init"
+    random_weights: bool
+    sha256: str                 # of the file given (of the exported ONNX for random-init)
+    num_classes: int
+    is_quantized: bool
+    max_batch: int | None       # a fixed batch axis in a given .onnx; None: dynamic
+    torch_model: Callable[[], Any] | None = None
+
+    def describe(self) -> dict:
+        return {"source": self.source, "random_weights": self.random_weights,
+                "format": self.format, "sha256": self.sha256, "num_classes": self.num_classes,
+                "quantized": self.is_quantized, "onnx": self.onnx_path.name}
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def is_quantized(model) -> bool:
+    return any(n.op_type in QUANT_OPS or n.op_type.startswith("QLinear") for n in model.graph.node)
+
+
+def _dims(value_info) -> list[int | str | None]:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+            for d in value_info.type.tensor_type.shape.dim]
+
+
+def inspect_onnx(path: Path) -> tuple[int, bool, int | None]:
+    """Check an ONNX file serves [N, 3, 224, 224] float32 -> [N, classes];
+    returns (classes, quantised, fixed batch or None)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as e:  # protobuf DecodeError, ValidationError, ...: all mean "bad file"
+        raise InputError(f"{path} is not a valid ONNX model ({_first_line(e)}); re-export it "
+                         "(torch.onnx.export) or pass a .pth") from None
+    inits = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(inputs) != 1 or len(model.graph.output) != 1:
+        raise InputError(f"{path} has {len(inputs)} inputs and {len(model.graph.output)} "
+                         "outputs; expected one image input and one logits output")
+    dims = _dims(inputs[0])
+    wanted = ["N", *INPUT_SHAPE]
+    # Symbolic or unknown dims are fine (a dynamic batch); fixed ones must match.
+    shape_ok = len(dims) == 4 and all(d is None or isinstance(d, str) or d == w
+                                      for d, w in zip(dims[1:], INPUT_SHAPE, strict=True))
+    if not shape_ok:
+        raise InputError(f"{path} takes input shape {dims}, expected {wanted} (NCHW, 224x224 RGB)")
+    elem = inputs[0].type.tensor_type.elem_type
+    if elem != onnx.TensorProto.FLOAT:
+        raise InputError(f"{path} takes {onnx.TensorProto.DataType.Name(elem)} input, "
+                         "expected float32 ImageNet-normalised images")
+    out_dims = _dims(model.graph.output[0])
+    if len(out_dims) != 2 or not isinstance(out_dims[1], int) or out_dims[1] < 2:
+        raise InputError(f"{path} returns shape {out_dims}, expected [N, classes]")
+    batch = dims[0] if isinstance(dims[0], int) and dims[0] > 0 else None
+    return out_dims[1], is_quantized(model), batch
+
+
+def _import_torch(why: str):
+    try:
+        import torch
+    except ImportError:
+        raise InputError(f"{why} needs PyTorch, which is not installed here; "
+                         "install torch or pass an exported .onnx with --model") from None
+    return torch
+
+
+def default_mobilenet(num_classes: int = DEFAULT_CLASSES, seed: int = 0):
+    """MobileNetV2 with the tutorial's 11-class head, random (seeded) weights, eval mode."""
+    torch = _import_torch("the default model (no --model given)")
+    try:
+        from torchvision.models import mobilenet_v2
+    except ImportError:
+        raise InputError("the default model needs torchvision; install it or pass --model") \
+            from None
+    torch.manual_seed(seed)
+    net = mobilenet_v2(weights=None)
+    net.classifier[1] = torch.nn.Linear(net.last_channel, num_classes)
+    return net.eval()
+
+
+def load_pth(path: Path):
+    torch = _import_torch(f"{path.name} (a PyTorch model)")
+    try:
+        # The tutorial pickles the whole module (torch.save(model)), which needs the full unpickler.
+        net = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise InputError(f"cannot load {path} as a pickled PyTorch model "
+                         f"({type(e).__name__}: {_first_line(e)})") from None
+    if not isinstance(net, torch.nn.Module):
+        raise InputError(f"{path} holds a {type(net).__name__}, not a model: save the whole "
+                         "module with torch.save(model, path), not its state_dict")
+    return net.eval()
+
+
+def export_onnx(net, dest: Path) -> Path:
+    """Export to ONNX (opset 17, dynamic batch axis), then check it.
+
+    The TorchScript-based exporter (``dynamo=False``) takes ~1 s for MobileNetV2 and writes one
+    self-contained file; the dynamo exporter takes ~8 s and splits weights into a .data file.
+    """
+    torch = _import_torch("exporting to ONNX")
+    import onnx
+
+    x = torch.zeros(1, *INPUT_SHAPE)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
+        torch.onnx.export(net, (x,), str(dest), input_names=["input"], output_names=["output"],
+                          opset_version=OPSET, dynamo=False,
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    onnx.checker.check_model(str(dest))
+    return dest
+
+
+def _probe_classes(net) -> int:
+    torch = _import_torch("probing the model")
+    with torch.no_grad():
+        out = net(torch.zeros(1, *INPUT_SHAPE))
+    if out.ndim != 2:
+        raise InputError(f"the model returns shape {tuple(out.shape)}, expected [N, classes]")
+    return int(out.shape[1])
+
+
+def prepare_model(model: Path | None, staging: Path) -> PreparedModel:
+    """Validate the model given (or build the default) and leave its ONNX form in ``staging``."""
+    if model is None:
+        net = default_mobilenet()
+        onnx_path = export_onnx(net, staging / EXPORTED_NAME)
+        return PreparedModel(onnx_path, "random-init", "random-init", True, sha256_of(onnx_path),
+                             DEFAULT_CLASSES, False, None, lambda: copy.deepcopy(net))
+    if not model.is_file():
+        raise InputError(f"model file {model} does not exist (pass --model PATH to a .onnx or "
+                         ".pth, or leave --model out for a random-init MobileNetV2)")
+    suffix = model.suffix.lower()
+    if suffix == ".onnx":
+        classes, quantized, batch = inspect_onnx(model)
+        return PreparedModel(model.resolve(), str(model), "onnx", False, sha256_of(model),
+                             classes, quantized, batch)
+    if suffix in (".pth", ".pt"):
+        net = load_pth(model)
+        classes = _probe_classes(net)
+        try:
+            onnx_path = export_onnx(net, staging / EXPORTED_NAME)
+        except Exception as e:
+            raise InputError(f"cannot export {model} to ONNX: {type(e).__name__}: "
+                             f"{_first_line(e)}") from None
+        inspect_onnx(onnx_path)  # the export must serve [N,3,224,224] like any given .onnx
+        return PreparedModel(onnx_path, str(model), "pth", False, sha256_of(model), classes,
+                             False, None, lambda: load_pth(model))
+    raise InputError(f"model file {model} is neither .onnx nor .pth/.pt")

@@ -1,0 +1,89 @@
+"""Measurement profiles: how long to warm up, how much to measure, how many images to use.
+
+A timed loop runs until BOTH its minimum count and its minimum duration are met (MLPerf
+LoadGen's rule: enough samples for the tail percentiles *and* long enough to see periodic noise:
+timers, frequency scaling, other tenants), and stops at whichever cap comes first.
+
+* ``full``: the statistically sound settings. >= 1000 single-sample calls and >= 10 s, so p99 is
+  backed by >= 10 samples above it and the median CI is tight; >= 100 batch calls and >= 10 s.
+* ``quick``: a smoke-level look, about 2-3 s of measuring per variant, so the whole local suite
+  (11 variants, torch.compile and quantisation included) stays under 3 minutes on 2 cores.
+  Good for spotting 2x differences, not 5 % ones (the records carry the noise flag and CI).
+* ``smoke``: a fraction of a second per variant, for tests and CI only; numbers meaningless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LoopSpec:
+    """One timed loop: warm-up, then measure until both minimums are met, bounded by the caps."""
+
+    warmup_count: int
+    warmup_s: float
+    min_count: int
+    min_s: float
+    max_count: int
+    max_s: float
+
+    def __post_init__(self) -> None:
+        if not (0 < self.min_count <= self.max_count and 0 <= self.min_s <= self.max_s):
+            raise ValueError(f"inconsistent loop spec {self}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    single: LoopSpec          # batch-1 latency
+    batch: LoopSpec           # one sample = one batch of ``batch_size``
+    batch_size: int
+    # Images per class loaded for each split (evaluation: accuracy; validation: calibration and
+    # accuracy-aware tuning). Caps keep memory bounded: one image is 602 KB as float32.
+    images_per_class: int
+    # Images per class in each split of the synthetic tree made when no data set is given.
+    synthetic_per_class: int
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(
+        name="quick",
+        single=LoopSpec(warmup_count=10, warmup_s=0.2, min_count=100, min_s=1.0,
+                        max_count=20_000, max_s=2.0),
+        batch=LoopSpec(warmup_count=2, warmup_s=0.0, min_count=5, min_s=0.5,
+                       max_count=1_000, max_s=2.0),
+        batch_size=32,
+        images_per_class=16,
+        synthetic_per_class=8,
+    ),
+    "full": Profile(
+        name="full",
+        single=LoopSpec(warmup_count=50, warmup_s=2.0, min_count=1_000, min_s=10.0,
+                        max_count=1_000_000, max_s=120.0),
+        batch=LoopSpec(warmup_count=5, warmup_s=1.0, min_count=100, min_s=10.0,
+                       max_count=100_000, max_s=180.0),
+        batch_size=32,
+        # 1,100 images per split: 0.66 GB each in float32, which a Raspberry Pi still holds
+        # next to the runtimes; accuracy then has a standard error of about 1.2 points.
+        images_per_class=100,
+        synthetic_per_class=8,
+    ),
+    "smoke": Profile(
+        name="smoke",
+        single=LoopSpec(warmup_count=2, warmup_s=0.0, min_count=10, min_s=0.05,
+                        max_count=1_000, max_s=0.3),
+        batch=LoopSpec(warmup_count=1, warmup_s=0.0, min_count=2, min_s=0.0,
+                       max_count=100, max_s=0.5),
+        batch_size=32,
+        images_per_class=2,
+        synthetic_per_class=2,
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None

@@ -1,0 +1,132 @@
+"""Result records (docs/RESULTS.md, schema_version 1) and their atomic writing.
+
+A reader never sees half a file: each record goes to a temporary file in the same folder
+(``.<name>.<random>.tmp``, which no reader matches as ``<variant>.json``), is flushed and
+fsynced, then renamed over the final name, and the folder is fsynced so the rename survives a
+power cut. A crash leaves at worst a stray ``.tmp``; the final name holds the old record or the
+new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def now_iso() -> str:
+    now = dt.datetime.now(dt.timezone.utc)
+    return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def write_json_atomic(path: Path, obj: Any) -> Path:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            # mkstemp makes 0600; results are for everyone who reads the run folder.
+            os.fchmod(f.fileno(), 0o644)
+            json.dump(obj, f, indent=1, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON types only: variants put Paths, numpy scalars and tuples into ``info``, and a
+    NaN is not JSON. One odd value must not cost the record (or the rest of the suite)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (bool, int, str)) or obj is None:
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if callable(getattr(obj, "tolist", None)):  # numpy scalars and arrays
+        return jsonable(obj.tolist())
+    return str(obj)
+
+
+def write_record(path: Path, record: dict) -> Path:
+    return write_json_atomic(path, jsonable(record))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not every platform opens folders; the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def base_record(variant: str, *, run: dict) -> dict:
+    """Every key of the schema, empty; ``run`` holds what all records of a suite share
+    (host, host_kind, profile, model, data, environment)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "variant": variant,
+        "status": None,
+        "reason": None,
+        "error_type": None,
+        "host": run["host"],
+        "host_kind": run["host_kind"],
+        "profile": run["profile"],
+        "model": run["model"],
+        "served_model": None,
+        "model_size_bytes": None,
+        "data": run["data"],
+        "accuracy": None,
+        "latency_ms": None,
+        "single_fps": None,
+        "batch_size": run["batch_size"],
+        "batch_latency_ms": None,
+        "batch_throughput": None,
+        "cold_start_ms": None,
+        "providers": {"requested": [], "active": []},
+        "route": None,
+        "info": {},
+        "environment": run["environment"],
+        "samples": {"latency_ns": [], "batch_ns": []},
+        "started_at": now_iso(),
+        "finished_at": None,
+    }
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:500] if text else type(exc).__name__
+
+
+def finish_error(record: dict, exc: BaseException) -> dict:
+    record.update(status="error", reason=one_line(exc), error_type=type(exc).__name__,
+                  finished_at=now_iso())
+    # The last frames, for whoever debugs the variant; the reason stays one line.
+    record["info"]["traceback"] = traceback.format_exception(exc)[-6:]
+    return record
+
+
+def finish_skipped(record: dict, reason: str) -> dict:
+    record.update(status="skipped", reason=reason, finished_at=now_iso())
+    return record

@@ -1,0 +1,89 @@
+"""Data: preprocessing equal to torchvision's, the synthetic tree, the per-class cap, bad trees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from servebench_engine.data import (SPLITS, check_tree, load_dataset, make_synthetic_tree,
+                                    preprocess)
+from servebench_engine.errors import InputError
+
+
+def torchvision_reference(path: Path) -> np.ndarray:
+    transforms = pytest.importorskip(
+        "torchvision.transforms", reason="torchvision not installed: it is the reference")
+    pipeline = transforms.Compose([
+        transforms.Resize(224), transforms.CenterCrop(224), transforms.ToTensor(),
+        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    ])
+    with Image.open(path) as im:
+        return pipeline(im.convert("RGB")).numpy()
+
+
+@pytest.mark.parametrize("size", [(320, 240), (240, 333), (224, 224), (150, 100)])
+def test_preprocess_matches_torchvision(tmp_path, size):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "x.jpg"
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    ours = preprocess(path)
+    assert ours.shape == (3, 224, 224) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, torchvision_reference(path), atol=1e-5)
+
+
+def test_preprocess_matches_torchvision_on_a_real_photo(shared_data):
+    photo = shared_data / "images" / "parrot.jpg"
+    np.testing.assert_allclose(preprocess(photo), torchvision_reference(photo), atol=1e-5)
+
+
+def test_synthetic_tree_layout_and_determinism(tmp_path):
+    a = make_synthetic_tree(tmp_path / "a", num_classes=11, per_class=2)
+    b = make_synthetic_tree(tmp_path / "b", num_classes=11, per_class=2)
+    for split in SPLITS:
+        classes = sorted(p.name for p in (a / split).iterdir())
+        assert classes == [f"class_{i:02d}" for i in range(11)]
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*.jpg"))
+    assert len(files_a) == 3 * 11 * 2
+    assert files_a == sorted(p.relative_to(b) for p in b.rglob("*.jpg"))
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files_a)
+    with Image.open(a / files_a[0]) as im:
+        assert im.format == "JPEG"
+
+
+def test_load_dataset_caps_per_class_and_labels_in_folder_order(tmp_path):
+    root = make_synthetic_tree(tmp_path / "t", num_classes=3, per_class=5)
+    ds = load_dataset(root, per_class=2, synthetic=True)
+    assert ds.classes == ["class_00", "class_01", "class_02"]
+    assert ds.counts == {"validation": 6, "evaluation": 6}
+    assert ds.available == {"validation": 15, "evaluation": 15}
+    ev = ds.splits["evaluation"]
+    assert ev.images.shape == (6, 3, 224, 224)
+    # Interleaved by class: every prefix (a calibration set, say) is balanced.
+    assert ev.labels.tolist() == [0, 1, 2, 0, 1, 2]
+    assert [p.parent.name for p in ev.paths] == [f"class_{lbl:02d}" for lbl in ev.labels]
+    # The pick is the same every run.
+    assert load_dataset(root, per_class=2).splits["evaluation"].paths == ev.paths
+    assert ds.describe()["synthetic"] is True and ds.describe()["root"] is None
+
+
+def test_bad_trees_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        check_tree(tmp_path / "missing")
+    (tmp_path / "flat").mkdir()
+    with pytest.raises(InputError, match="validation"):
+        check_tree(tmp_path / "flat")
+    root = make_synthetic_tree(tmp_path / "t", num_classes=2, per_class=1)
+    for f in (root / "evaluation" / "class_01").iterdir():
+        f.unlink()
+    with pytest.raises(InputError, match="holds no .jpg"):
+        check_tree(root)
+
+
+def test_unreadable_image_is_an_input_error(tmp_path):
+    root = make_synthetic_tree(tmp_path / "t", num_classes=2, per_class=1)
+    next((root / "evaluation" / "class_00").iterdir()).write_bytes(b"not a jpeg")
+    with pytest.raises(InputError, match="cannot read image"):
+        load_dataset(root, per_class=4)

@@ -1,0 +1,106 @@
+"""Model intake: ONNX validation, quantised-model detection, .pth and default export."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from servebench_engine.errors import InputError
+from servebench_engine.model import inspect_onnx, prepare_model
+
+from .conftest import SHARED_INT8_SHA256, make_onnx
+
+
+def test_shared_int8_model_is_valid_and_detected_as_quantised(shared_int8, tmp_path):
+    m = prepare_model(shared_int8, tmp_path)
+    assert (m.num_classes, m.is_quantized, m.max_batch) == (11, True, None)
+    assert m.sha256 == SHARED_INT8_SHA256 and m.random_weights is False
+    assert m.onnx_path == shared_int8.resolve() and list(tmp_path.iterdir()) == []
+
+
+def test_dynamic_int8_model_is_detected_too(shared_data):
+    path = shared_data / "models" / "food11_quantized_dynamic.onnx"
+    if not path.is_file():
+        pytest.skip(f"{path} missing (see ../shared/data/README.md)")
+    assert inspect_onnx(path)[1] is True
+
+
+def test_float_model_is_not_quantised_and_fixed_batch_is_reported(tmp_path):
+    path = make_onnx(tmp_path / "fixed.onnx", [1, 3, 224, 224])
+    assert inspect_onnx(path) == (11, False, 1)
+
+
+@pytest.mark.parametrize("shape", [["N", 3, 32, 32], ["N", 1, 224, 224], ["N", 3, 224]])
+def test_wrong_input_shape_is_refused(tmp_path, shape):
+    path = make_onnx(tmp_path / "bad.onnx", shape)
+    with pytest.raises(InputError, match=r"expected \['N', 3, 224, 224\]"):
+        prepare_model(path, tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00garbage\xff" * 100, b"ir_version: 8"])
+def test_corrupt_onnx_is_refused(tmp_path, content):
+    path = tmp_path / "corrupt.onnx"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="not a valid ONNX model"):
+        prepare_model(path, tmp_path)
+
+
+def test_missing_and_unknown_files(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        prepare_model(tmp_path / "nope.onnx", tmp_path)
+    (tmp_path / "model.h5").write_bytes(b"x")
+    with pytest.raises(InputError, match="neither .onnx nor .pth"):
+        prepare_model(tmp_path / "model.h5", tmp_path)
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch",
+                               reason="torch not installed: .pth and the default model need it")
+
+
+def _check_export(path, net, torch):
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    assert model.opset_import[0].version >= 17
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((3, 3, 224, 224)).astype(np.float32)
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_default_model_is_random_mobilenet_exported_with_dynamic_batch(tmp_path, torch):
+    m = prepare_model(None, tmp_path)
+    assert (m.source, m.random_weights, m.num_classes, m.is_quantized) == \
+        ("random-init", True, 11, False)
+    net = m.torch_model()
+    assert type(net).__name__ == "MobileNetV2" and net.classifier[1].out_features == 11
+    _check_export(m.onnx_path, net, torch)
+    # Each call builds a fresh module with the same weights as the exported graph.
+    other = m.torch_model()
+    assert other is not net
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(),
+                                                  other.state_dict().values(), strict=True))
+
+
+def test_pickled_pth_is_loaded_and_exported(tmp_path, torch):
+    from torchvision.models import mobilenet_v2
+
+    net = mobilenet_v2(weights=None, num_classes=11).eval()
+    torch.save(net, tmp_path / "food11.pth")  # the whole module, as the tutorial saves it
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    m = prepare_model(tmp_path / "food11.pth", staging)
+    assert (m.format, m.random_weights, m.num_classes) == ("pth", False, 11)
+    _check_export(m.onnx_path, net, torch)
+
+
+def test_state_dict_pth_is_refused_with_advice(tmp_path, torch):
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "sd.pth")
+    with pytest.raises(InputError, match="not a model: save the whole module"):
+        prepare_model(tmp_path / "sd.pth", tmp_path)

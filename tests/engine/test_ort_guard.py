@@ -1,0 +1,109 @@
+"""The execution-provider guard: a provider that did not run is an error, never a number."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from servebench_engine import results
+from servebench_engine.context import Context, Split
+from servebench_engine.profiles import PROFILES
+from servebench_engine.suite import run_variant
+from servebench_engine.variants.base import ProviderMismatch, VariantSkipped
+from servebench_engine.variants.onnx_runtime import (CPU, CUDA, OnnxCpu, OnnxCuda,
+                                                     OnnxOptimized, OnnxTensorrt, open_session,
+                                                     session_options)
+
+# Providers some onnxruntime build offers; the guard tests need one this build does not.
+CANDIDATES = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "MIGraphXExecutionProvider",
+              "ROCMExecutionProvider", "CoreMLExecutionProvider", "QNNExecutionProvider"]
+
+
+def absent_provider() -> str:
+    available = ort.get_available_providers()
+    missing = [p for p in CANDIDATES if p not in available]
+    if not missing:
+        pytest.skip(f"this onnxruntime build offers every candidate provider ({available})")
+    return missing[0]
+
+
+def make_ctx(model, tmp_path) -> Context:
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((4, 3, 224, 224)).astype(np.float32)
+    split = Split(images=images, labels=np.arange(4) % 11)
+    return Context(workdir=tmp_path, profile=PROFILES["smoke"], model_onnx=model,
+                   model_is_quantized=True, num_classes=11,
+                   splits={"validation": split, "evaluation": split}, data_synthetic=True,
+                   log=lambda m: None)
+
+
+def run_record(variant_id, ctx):
+    run = {"host": "h", "host_kind": "local", "profile": "smoke", "model": {}, "data": {},
+           "environment": {}, "batch_size": 32}
+    return run_variant(variant_id, ctx, run, say=lambda m: None)
+
+
+def test_real_cpu_session_passes_the_guard(shared_int8):
+    session = open_session(shared_int8, [CPU], session_options("disable_all", None))
+    assert session.get_providers()[0] == CPU
+
+
+# ORT warns when asked for a provider it lacks; that is the situation these tests create.
+@pytest.mark.filterwarnings("ignore:Specified provider")
+def test_provider_ort_lacks_is_caught_even_though_ort_falls_back(shared_int8):
+    wanted = absent_provider()
+    # ORT itself does not refuse: it warns and runs the model on the CPU.
+    fallback = ort.InferenceSession(str(shared_int8), providers=[wanted, CPU])
+    assert fallback.get_providers()[0] == CPU
+    with pytest.raises(ProviderMismatch, match=f"requested {wanted} but onnxruntime runs"):
+        open_session(shared_int8, [wanted, CPU], session_options("all", None))
+
+
+def test_gpu_variants_skip_with_the_reason_where_no_gpu(shared_int8, tmp_path):
+    if CUDA in ort.get_available_providers():
+        pytest.skip("this onnxruntime offers CUDA: the no-GPU skip cannot happen here")
+    ctx = make_ctx(shared_int8, tmp_path)
+    for variant in (OnnxCuda(), OnnxTensorrt()):
+        with pytest.raises(VariantSkipped, match="no NVIDIA GPU: CUDAExecutionProvider not in "
+                                                 r"onnxruntime.get_available_providers\(\)"):
+            variant.load(ctx)
+    assert not (tmp_path / "tensorrt-cache").exists()
+
+
+@pytest.mark.filterwarnings("ignore:Specified provider")
+def test_gpu_label_over_a_cpu_run_becomes_an_error_record(shared_int8, tmp_path, monkeypatch):
+    """A build that *lists* CUDA but cannot create it (a missing libcudnn, say) falls back to CPU
+    in ORT: the record must be an error, with no latency under the onnx-cuda label."""
+    if CUDA in ort.get_available_providers():
+        pytest.skip("this onnxruntime really offers CUDA: the fallback cannot be provoked")
+    real = ort.get_available_providers()
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, *real])
+    record = run_record("onnx-cuda", make_ctx(shared_int8, tmp_path))
+    assert record["status"] == "error" and record["error_type"] == "ProviderMismatch"
+    assert "requested CUDAExecutionProvider but onnxruntime runs ['CPUExecutionProvider']" \
+        in record["reason"]
+    assert record["latency_ms"] is None and record["batch_throughput"] is None
+    assert record["samples"] == {"latency_ns": [], "batch_ns": []}
+
+
+def test_onnx_cpu_variant_records_providers(shared_int8, tmp_path):
+    record = run_record("onnx-cpu", make_ctx(shared_int8, tmp_path))
+    assert record["status"] == "ok", record["reason"]
+    assert record["providers"] == {"requested": [CPU], "active": [CPU]}
+    assert record["info"]["graph_optimization"] == "disable_all"
+    assert record["model_size_bytes"] == shared_int8.stat().st_size
+
+
+def test_onnx_optimized_serves_the_saved_graph(shared_int8, tmp_path):
+    ctx = make_ctx(shared_int8, tmp_path)
+    variant = OnnxOptimized()
+    variant.prepare(ctx)
+    saved = variant.optimized_path(ctx)
+    assert saved.is_file() and saved.parent == tmp_path
+    served = variant.load(ctx)
+    assert served.model_path == saved
+    x = ctx.sample(2)
+    baseline = OnnxCpu().load(ctx).infer(x)
+    np.testing.assert_allclose(served.infer(x), baseline, atol=1e-3)
+    assert results.jsonable(served.info)["graph_optimization"] == "all"
