@@ -1,0 +1,197 @@
+"""TFLite / LiteRT: the edge option's runtime, with a given ``.tflite`` model.
+
+The engine hands every variant NCHW float32 ImageNet-normalised batches. A TensorFlow image
+model instead takes NHWC pixels, often quantised (uint8 with a scale and zero point), and
+expects them scaled to [-1, 1] (the MobileNet convention). So ``infer`` undoes the engine's
+normalisation to get pixels back (exact up to rounding: the same Resize 224 / CenterCrop 224
+crop), then scales and quantises them as the model's input tensor says. That conversion is
+inside the measured latency, as a server's own input handling would be; its cost is recorded.
+A channels-first float model (one converted from PyTorch) gets the engine's batch unchanged.
+
+No converter is used: TensorFlow and ai-edge-torch are not part of this project's environment,
+so without ``--tflite-model`` the variant is skipped and says so.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .base import Served, Variant, VariantSkipped
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..context import Context
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(1, 3, 1, 1)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(1, 3, 1, 1)
+
+
+def interpreter_class():
+    """LiteRT's interpreter, else the older tflite_runtime's; None when neither is installed."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            return None
+    return Interpreter
+
+
+class TfliteModel:
+    """One interpreter and the conversions its input and output tensors need."""
+
+    def __init__(self, model_path: Path, threads: int | None = None):
+        interpreter = interpreter_class()
+        if interpreter is None:
+            raise VariantSkipped("no TFLite runtime installed (ai-edge-litert or tflite-runtime)")
+        self.runtime = interpreter.__module__.split(".")[0]
+        self.interpreter = interpreter(model_path=str(model_path), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input_details = self.interpreter.get_input_details()[0]
+        self.output_details = self.interpreter.get_output_details()[0]
+        shape = [int(d) for d in self.input_details["shape"]]
+        self.channels_last = shape[-1] == 3
+        self.image_size = tuple(shape[1:3] if self.channels_last else shape[2:4])
+        signature = self.input_details.get("shape_signature", self.input_details["shape"])
+        # A batch dimension of -1 in the signature can be resized; anything else is fixed
+        # (resizing a fixed one fails inside the XNNPACK delegate).
+        self.max_batch = None if int(signature[0]) == -1 else shape[0]
+        self.num_classes = int(self.output_details["shape"][-1])
+        self._batch = shape[0]
+
+    def run_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """NHWC pixels in [0, 255] (float) -> float scores [N, classes]."""
+        return self._run(self._from_pixels(pixels))
+
+    def run_engine_batch(self, images: np.ndarray) -> np.ndarray:
+        """NCHW ImageNet-normalised float32 (the engine's batches) -> float scores."""
+        if not self.channels_last:
+            return self._run(images.astype(self.input_details["dtype"], copy=False))
+        return self._run(self._model_input(images))
+
+    def _model_input(self, images: np.ndarray) -> np.ndarray:
+        pixels = ((images * IMAGENET_STD + IMAGENET_MEAN) * 255.0).transpose(0, 2, 3, 1)
+        return self._from_pixels(pixels)
+
+    def _from_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Pixels scaled to [-1, 1] (TensorFlow's MobileNet convention), then quantised."""
+        return self._quantise(pixels / 127.5 - 1.0)
+
+    def conversion_ms(self, images: np.ndarray) -> float:
+        """What turning the engine's batch into this model's input costs (best of 5)."""
+        best = float("inf")
+        for _ in range(5):
+            started = time.perf_counter_ns()
+            self._model_input(images)
+            best = min(best, time.perf_counter_ns() - started)
+        return round(best / 1e6, 4)
+
+    def _quantise(self, real: np.ndarray) -> np.ndarray:
+        dtype = self.input_details["dtype"]
+        scale, zero_point = self.input_details["quantization"]
+        if not np.issubdtype(dtype, np.integer):
+            return real.astype(dtype)
+        limits = np.iinfo(dtype)
+        return np.clip(np.round(real / scale + zero_point), limits.min, limits.max).astype(dtype)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        step = self.max_batch or len(batch)
+        outputs = []
+        for start in range(0, len(batch), step):
+            chunk = batch[start : start + step]
+            if len(chunk) != self._batch:
+                self.interpreter.resize_tensor_input(self.input_details["index"], [len(chunk), *chunk.shape[1:]])
+                self.interpreter.allocate_tensors()
+                self._batch = len(chunk)
+            self.interpreter.set_tensor(self.input_details["index"], np.ascontiguousarray(chunk))
+            self.interpreter.invoke()
+            outputs.append(self._dequantise(self.interpreter.get_tensor(self.output_details["index"])))
+        return np.concatenate(outputs)
+
+    def _dequantise(self, out: np.ndarray) -> np.ndarray:
+        scale, zero_point = self.output_details["quantization"]
+        if np.issubdtype(out.dtype, np.integer) and scale:
+            return ((out.astype(np.float32) - zero_point) * scale).astype(np.float32)
+        return out.astype(np.float32, copy=True)
+
+
+class TfliteVariant(Variant):
+    id = "tflite"
+    description = "TFLite / LiteRT interpreter with a given .tflite model"
+
+    def __init__(self) -> None:
+        self._info: dict[str, object] = {}
+
+    def prepare(self, ctx: "Context") -> None:
+        """Check the model against the data and describe it (outside the cold start)."""
+        if ctx.tflite_model is None:
+            raise VariantSkipped("no .tflite model given (--tflite-model) and no converter installed")
+        model = TfliteModel(ctx.tflite_model, ctx.threads)
+        sample = ctx.sample(1)
+        if model.image_size != tuple(sample.shape[2:4]):
+            raise ValueError(
+                f"the .tflite model takes {model.image_size[0]}x{model.image_size[1]} images, "
+                f"the engine's data is {sample.shape[2]}x{sample.shape[3]}"
+            )
+        dtype = np.dtype(model.input_details["dtype"]).name
+        layout = "NHWC" if model.channels_last else "NCHW"
+        self._info = {
+            "route": f"{model.runtime} interpreter, {layout} {dtype} input",
+            "runtime": model.runtime,
+            "input_dtype": dtype,
+            "input_layout": layout,
+            "model_classes": model.num_classes,
+        }
+        if model.channels_last:
+            self._info["input_conversion_ms"] = model.conversion_ms(sample)
+        if model.num_classes != ctx.num_classes:
+            # The engine writes accuracy null with this reason instead of scoring.
+            self._info["accuracy_unavailable"] = (
+                f"the .tflite model predicts {model.num_classes} classes, the data set has "
+                f"{ctx.num_classes}: its answers cannot be scored against these labels"
+            )
+
+    def load(self, ctx: "Context") -> Served:
+        if not self._info:
+            raise RuntimeError(f"{self.id}: load() before prepare() checked the model")
+        model = TfliteModel(ctx.tflite_model, ctx.threads)
+        return Served(
+            infer=model.run_engine_batch,
+            model_path=ctx.tflite_model,
+            max_batch=model.max_batch,
+            info=dict(self._info),
+        )
+
+
+def classify(image_path: Path | str, model_path: Path | str, labels_path: Path | str) -> tuple[int, str, float]:
+    """Top-1 of a .tflite image classifier on one photo: (index, label, score).
+
+    The photo is resized (short side to the model's size) and centre-cropped; the labels file
+    has one label per line, optionally led by its index ("89 macaw")."""
+    from PIL import Image
+
+    model = TfliteModel(Path(model_path))
+    height, width = model.image_size
+    with Image.open(image_path) as im:
+        im = im.convert("RGB")
+        scale = max(width / im.width, height / im.height)
+        im = im.resize((max(width, round(im.width * scale)), max(height, round(im.height * scale))),
+                       Image.BILINEAR)
+        left, top = (im.width - width) // 2, (im.height - height) // 2
+        pixels = np.asarray(im.crop((left, top, left + width, top + height)), dtype=np.float32)
+    if model.channels_last:
+        scores = model.run_pixels(pixels[None])[0]
+    else:
+        normalised = (pixels.transpose(2, 0, 1)[None] / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+        scores = model.run_engine_batch(normalised.astype(np.float32))[0]
+    index = int(scores.argmax())
+    lines = Path(labels_path).read_text(encoding="utf-8").splitlines()
+    if index >= len(lines):
+        raise ValueError(f"{labels_path} has {len(lines)} labels, the model predicted index {index}")
+    head, _, rest = lines[index].strip().partition(" ")
+    label = rest.strip() if head.isdigit() and rest.strip() else lines[index].strip()
+    return index, label, float(scores[index])

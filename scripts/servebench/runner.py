@@ -1,0 +1,181 @@
+"""Run a playbook through ansible-runner and keep its artifacts beside the results of the run.
+
+Where Python drives Ansible (the tests, any command of ours that runs a playbook) it goes through
+here rather than scraping a shell: ansible-runner gives the exit status, a status word
+(successful / failed / timeout / canceled), the per-host stats and every event, and writes them
+to disk (rc, status, stdout, job_events/), so a failed run can be read after the fact.
+
+For ``bench.yml`` the run id is fixed here (UTC time, scope, profile, as playbooks/plan.yml makes
+it) and passed as ``-e run_id=...``, so the artifacts land in ``results/<run-id>/runner/`` beside
+that run's records (docs/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from .errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+TESTBED_GROUPS = ("gpu_servers", "cpu_servers", "edge_devices")
+ARTIFACT_IDENT = "runner"
+
+
+@dataclass
+class PlaybookRun:
+    """What one ansible-playbook run left: exit status, status word, stats, where the artifacts are."""
+
+    rc: int
+    status: str
+    artifact_dir: Path
+    run_id: str | None
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and self.status == "successful"
+
+    @property
+    def run_dir(self) -> Path | None:
+        """results/<run-id>/ of a bench.yml run."""
+        return self.artifact_dir.parent if self.run_id else None
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """Every job event as written to job_events/, in order."""
+        folder = self.artifact_dir / "job_events"
+        files = sorted(folder.glob("*.json"), key=lambda p: int(p.name.split("-", 1)[0]))
+        for path in files:
+            yield json.loads(path.read_text(encoding="utf-8"))
+
+    def task_results(self, task: str | None = None, host: str | None = None) -> list[dict[str, Any]]:
+        """event_data of the finished task results (ok, changed, failed, skipped, unreachable),
+        optionally only those of one task name and one host; ``event`` says which."""
+        wanted = {"runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable",
+                  "runner_item_on_ok", "runner_item_on_failed", "runner_item_on_skipped"}
+        found = []
+        for event in self.events():
+            data = event.get("event_data", {})
+            if event.get("event") not in wanted:
+                continue
+            if task is not None and data.get("task") != task:
+                continue
+            if host is not None and data.get("host") != host:
+                continue
+            found.append({**data, "event": event["event"]})
+        return found
+
+    def changed(self, host: str | None = None) -> int:
+        """Tasks reported changed, on one host or all."""
+        per_host = self.stats.get("changed", {})
+        return per_host.get(host, 0) if host else sum(per_host.values())
+
+
+def new_run_id(profile: str, scope: str, now: datetime | None = None) -> str:
+    """``20261123T191500Z-local-quick``: the same shape playbooks/plan.yml gives a new run."""
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{scope}-{profile}"
+
+
+def inventory_scope(inventory: Sequence[Path]) -> str:
+    """``chi`` when the inventory holds testbed hosts (chi-up's groups), else ``local``."""
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+
+    manager = InventoryManager(loader=DataLoader(), sources=[str(p) for p in inventory])
+    for group in TESTBED_GROUPS:
+        if group in manager.groups and manager.groups[group].get_hosts():
+            return "chi"
+    return "local"
+
+
+def _free_ident(artifact_root: Path) -> str:
+    """``runner``, or ``runner-2``, ``-3``... when a stage of the same run is run again."""
+    ident, n = ARTIFACT_IDENT, 1
+    while (artifact_root / ident).exists():
+        n += 1
+        ident = f"{ARTIFACT_IDENT}-{n}"
+    return ident
+
+
+def run_playbook(
+    playbook: str | Path = "bench.yml",
+    *,
+    extravars: Mapping[str, Any] | None = None,
+    inventory: Sequence[str | Path] | None = None,
+    tags: Sequence[str] = (),
+    skip_tags: Sequence[str] = (),
+    check: bool = False,
+    diff: bool = False,
+    artifact_dir: str | Path | None = None,
+    repo: Path = REPO,
+    envvars: Mapping[str, str] | None = None,
+    quiet: bool = True,
+    timeout: int | None = None,
+) -> PlaybookRun:
+    """Run ``playbook`` (relative to ``repo``) and return its outcome.
+
+    ``bench.yml`` without ``run_id`` in ``extravars`` gets a new run id and its artifacts go to
+    ``<results_dir>/<run-id>/runner/``; any other playbook needs ``artifact_dir``.
+    """
+    import ansible_runner
+
+    repo = Path(repo).resolve()
+    playbook_path = (repo / playbook).resolve()
+    if not playbook_path.is_file():
+        raise ConfigError(f"playbook {playbook_path} not found",
+                          hint="run from a servebench checkout")
+    inventory_paths = [Path(p).resolve() for p in (inventory or [repo / "inventory"])]
+    extra = dict(extravars or {})
+
+    run_id: str | None = None
+    if artifact_dir is None:
+        if playbook_path.name != "bench.yml":
+            raise ConfigError(f"artifact_dir is needed to keep the artifacts of {playbook_path.name}")
+        run_id = str(extra.get("run_id") or new_run_id(str(extra.get("profile", "full")),
+                                                        inventory_scope(inventory_paths)))
+        extra["run_id"] = run_id
+        artifact_root = Path(extra.get("results_dir") or repo / "results") / run_id
+    else:
+        artifact_root = Path(artifact_dir)
+        run_id = extra.get("run_id")
+    artifact_root = artifact_root.resolve()
+    artifact_root.mkdir(parents=True, exist_ok=True)
+    ident = _free_ident(artifact_root)
+
+    # ansible-playbook from the same environment as this Python, and the repo's ansible.cfg.
+    env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ANSIBLE_CONFIG": str(repo / "ansible.cfg"),
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+        **(envvars or {}),
+    }
+    cmdline = " ".join(flag for flag, on in (("--check", check), ("--diff", diff)) if on)
+
+    # private_data_dir only carries ansible-runner's own env/ files for this call.
+    with tempfile.TemporaryDirectory(prefix="servebench-runner-") as private:
+        result = ansible_runner.run(
+            private_data_dir=private,
+            project_dir=str(repo),
+            playbook=str(playbook_path),
+            inventory=[str(p) for p in inventory_paths],
+            extravars=extra,
+            tags=",".join(tags) or None,
+            skip_tags=",".join(skip_tags) or None,
+            cmdline=cmdline or None,
+            artifact_dir=str(artifact_root),
+            ident=ident,
+            envvars=env,
+            quiet=quiet,
+            timeout=timeout,
+        )
+    return PlaybookRun(rc=int(result.rc), status=str(result.status),
+                       artifact_dir=artifact_root / ident, run_id=run_id,
+                       stats=dict(result.stats or {}))

@@ -1,0 +1,51 @@
+"""The embedded default: bench.yml on localhost through ansible-runner, as `make bench` runs it
+(here limited to two variants; `make bench PROFILE=quick` runs them all)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import LOCAL_INVENTORY, bench, read_json
+
+pytestmark = pytest.mark.slow
+
+VARIANTS = ["onnx-cpu", "onnx-optimized"]
+
+
+def test_local_run_benchmarks_collects_and_reports(tmp_path):
+    run = bench(tmp_path, [LOCAL_INVENTORY],
+                extravars={"profile": "quick", "variants": ",".join(VARIANTS)})
+
+    assert run.ok, (run.rc, run.status, run.artifact_dir)
+    assert run.run_id.endswith("-local-quick")
+    run_dir = run.run_dir
+    # ansible-runner's artifacts are kept beside the results of the run.
+    assert run.artifact_dir == run_dir / "runner"
+    assert (run.artifact_dir / "rc").read_text().strip() == "0"
+    assert (run.artifact_dir / "status").read_text().strip() == "successful"
+    assert any((run.artifact_dir / "job_events").glob("*.json"))
+
+    host = run_dir / "localhost"
+    for variant in VARIANTS:
+        record = read_json(host / f"{variant}.json")
+        assert record["status"] == "ok", record.get("reason")
+        assert record["host_kind"] == "local" and record["profile"] == "quick"
+        assert record["data"]["synthetic"] and record["model"]["random_weights"]
+    suite = read_json(host / "suite.json")
+    assert suite["variants"] == VARIANTS and suite["runtimes"] == ["local"]
+    assert read_json(host / "host_status.json") == {
+        "host": "localhost", "kind": "local", "status": "ok", "stage": None, "reason": None}
+    meta = read_json(run_dir / "run.json")
+    assert meta["run_id"] == run.run_id and meta["profile"] == "quick"
+    assert [h["host"] for h in meta["hosts"]] == ["localhost"]
+    assert (tmp_path / "results" / "latest").resolve() == run_dir
+
+    for name in ("report.md", "report.html"):
+        assert (run_dir / name).stat().st_size > 0
+    assert {p.name for p in (run_dir / "plots").glob("*.png")} >= {"latency.png", "throughput.png"}
+    assert "onnx-optimized" in (run_dir / "report.md").read_text()
+
+    # Progress: one line per variant as its record lands, then the engine's summary.
+    waits = [e for e in run.task_results("Benchmark | wait for each variant's record (local)")
+             if "item" in e["res"]]
+    assert [w["res"]["item"] for w in waits] == VARIANTS
