@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="kind of host, for the report's verdict (default: local)")
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="intra-op threads for every runtime (default: each runtime's own)")
+    p.add_argument("--export-only", type=Path, metavar="FILE",
+                   help="write the model's ONNX form (checked; the random-init network when no "
+                        "--model) to FILE and exit without benchmarking: how a prep host makes "
+                        "the one model every edge device then serves")
     p.add_argument("--list-variants", action="store_true",
                    help="print the variant ids and the class of each, and exit")
     return p
@@ -127,6 +131,8 @@ def run(argv: list[str] | None) -> int:
         for vid, target in REGISTRY.items():
             print(f"{vid:32s} {target}")
         return 0
+    if args.export_only is not None:
+        return export_only(args.model, args.export_only)
     try:
         variants = resolve_selection(args.variants)
     except ValueError as e:
@@ -169,6 +175,23 @@ def run(argv: list[str] | None) -> int:
                           host_kind=args.host_kind, threads=args.threads,
                           quantizer_python=quantizer, tflite_model=tflite)
         run_suite(cfg, model, dataset, log=_say)
+    return 0
+
+
+def export_only(model_arg: Path | None, dest: Path) -> int:
+    if dest.exists() and dest.is_dir():
+        raise InputError(f"--export-only {dest} is a directory; give the .onnx file to write")
+    if not dest.parent.is_dir():
+        raise InputError(f"--export-only {dest}: folder {dest.parent} does not exist")
+    with tempfile.TemporaryDirectory(prefix="servebench-") as tmp:
+        _say(f"model: {model_arg or 'random-init MobileNetV2 (no --model given)'}...")
+        model = prepare_model(model_arg, Path(tmp))
+        # Copy beside the destination, then rename: a reader never sees half a model.
+        partial = dest.with_name(f".{dest.name}.partial")
+        shutil.copyfile(model.onnx_path, partial)
+        os.replace(partial, dest)
+    _say(f"exported {dest} ({model.num_classes} classes, "
+         f"{'RANDOM' if model.random_weights else 'given'} weights)")
     return 0
 
 

@@ -14,7 +14,7 @@ import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from .errors import InputError
 
@@ -22,6 +22,9 @@ INPUT_SHAPE = (3, 224, 224)
 OPSET = 17
 DEFAULT_CLASSES = 11
 EXPORTED_NAME = "model.onnx"
+# ONNX metadata key marking a random-init export, so a node handed only that file (an edge
+# device that cannot export) still records random_weights: true.
+RANDOM_WEIGHTS_KEY = "servebench.random_weights"
 # Operators only a quantised graph has (QOperator, QDQ and dynamic-quantisation formats).
 QUANT_OPS = {"ConvInteger", "MatMulInteger", "QuantizeLinear", "DequantizeLinear",
              "DynamicQuantizeLinear"}
@@ -66,9 +69,15 @@ def _dims(value_info) -> list[int | str | None]:
             for d in value_info.type.tensor_type.shape.dim]
 
 
-def inspect_onnx(path: Path) -> tuple[int, bool, int | None]:
-    """Check an ONNX file serves [N, 3, 224, 224] float32 -> [N, classes];
-    returns (classes, quantised, fixed batch or None)."""
+class OnnxFacts(NamedTuple):
+    num_classes: int
+    quantized: bool
+    max_batch: int | None       # a fixed batch axis; None: dynamic
+    random_weights: bool        # exported by servebench from a random-init network
+
+
+def inspect_onnx(path: Path) -> OnnxFacts:
+    """Check an ONNX file serves [N, 3, 224, 224] float32 -> [N, classes] and describe it."""
     import onnx
 
     try:
@@ -97,7 +106,8 @@ def inspect_onnx(path: Path) -> tuple[int, bool, int | None]:
     if len(out_dims) != 2 or not isinstance(out_dims[1], int) or out_dims[1] < 2:
         raise InputError(f"{path} returns shape {out_dims}, expected [N, classes]")
     batch = dims[0] if isinstance(dims[0], int) and dims[0] > 0 else None
-    return out_dims[1], is_quantized(model), batch
+    random = any(p.key == RANDOM_WEIGHTS_KEY and p.value == "true" for p in model.metadata_props)
+    return OnnxFacts(out_dims[1], is_quantized(model), batch, random)
 
 
 def _import_torch(why: str):
@@ -110,7 +120,13 @@ def _import_torch(why: str):
 
 
 def default_mobilenet(num_classes: int = DEFAULT_CLASSES, seed: int = 0):
-    """MobileNetV2 with the tutorial's 11-class head, random (seeded) weights, eval mode."""
+    """MobileNetV2 with the tutorial's 11-class head, random (seeded) weights, eval mode.
+
+    Straight from the initialiser its BatchNorm statistics are the identity while the random
+    convolutions shrink the signal: every image gets logits of ~1e-10 and the same class, which
+    would make INT8 calibration and the fp32-agreement check meaningless. A few train-mode passes
+    over seeded noise give BatchNorm real statistics (weights stay random; logits then differ
+    per image), at the cost of about a second."""
     torch = _import_torch("the default model (no --model given)")
     try:
         from torchvision.models import mobilenet_v2
@@ -120,6 +136,13 @@ def default_mobilenet(num_classes: int = DEFAULT_CLASSES, seed: int = 0):
     torch.manual_seed(seed)
     net = mobilenet_v2(weights=None)
     net.classifier[1] = torch.nn.Linear(net.last_channel, num_classes)
+    for module in net.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = None  # a cumulative average over the passes below
+    net.train()
+    with torch.no_grad():
+        for _ in range(2):
+            net(torch.randn(8, *INPUT_SHAPE))
     return net.eval()
 
 
@@ -137,8 +160,8 @@ def load_pth(path: Path):
     return net.eval()
 
 
-def export_onnx(net, dest: Path) -> Path:
-    """Export to ONNX (opset 17, dynamic batch axis), then check it.
+def export_onnx(net, dest: Path, metadata: dict[str, str] | None = None) -> Path:
+    """Export to ONNX (opset 17, dynamic batch axis), add ``metadata``, then check it.
 
     The TorchScript-based exporter (``dynamo=False``) takes ~1 s for MobileNetV2 and writes one
     self-contained file; the dynamo exporter takes ~8 s and splits weights into a .data file.
@@ -152,6 +175,10 @@ def export_onnx(net, dest: Path) -> Path:
         torch.onnx.export(net, (x,), str(dest), input_names=["input"], output_names=["output"],
                           opset_version=OPSET, dynamo=False,
                           dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    if metadata:
+        model = onnx.load(str(dest))
+        onnx.helper.set_model_props(model, metadata)
+        onnx.save(model, str(dest))
     onnx.checker.check_model(str(dest))
     return dest
 
@@ -169,7 +196,7 @@ def prepare_model(model: Path | None, staging: Path) -> PreparedModel:
     """Validate the model given (or build the default) and leave its ONNX form in ``staging``."""
     if model is None:
         net = default_mobilenet()
-        onnx_path = export_onnx(net, staging / EXPORTED_NAME)
+        onnx_path = export_onnx(net, staging / EXPORTED_NAME, {RANDOM_WEIGHTS_KEY: "true"})
         return PreparedModel(onnx_path, "random-init", "random-init", True, sha256_of(onnx_path),
                              DEFAULT_CLASSES, False, None, lambda: copy.deepcopy(net))
     if not model.is_file():
@@ -177,9 +204,10 @@ def prepare_model(model: Path | None, staging: Path) -> PreparedModel:
                          ".pth, or leave --model out for a random-init MobileNetV2)")
     suffix = model.suffix.lower()
     if suffix == ".onnx":
-        classes, quantized, batch = inspect_onnx(model)
-        return PreparedModel(model.resolve(), str(model), "onnx", False, sha256_of(model),
-                             classes, quantized, batch)
+        facts = inspect_onnx(model)
+        return PreparedModel(model.resolve(), str(model), "onnx", facts.random_weights,
+                             sha256_of(model), facts.num_classes, facts.quantized,
+                             facts.max_batch)
     if suffix in (".pth", ".pt"):
         net = load_pth(model)
         classes = _probe_classes(net)

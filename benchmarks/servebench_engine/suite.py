@@ -88,9 +88,18 @@ def measure_variant(variant_id: str, ctx: Context, record: dict,
     record["cold_start_ms"] = load_ms + first_ms
 
     evaluation = ctx.splits["evaluation"]
-    say(f"accuracy on {len(evaluation.labels)} evaluation images...")
-    record["accuracy"] = {**measure.accuracy(served, evaluation, ctx.num_classes,
-                                             profile.batch_size), "split": "evaluation"}
+    unscorable = info.pop("accuracy_unavailable", None)
+    if unscorable:
+        # A model with another label set (an ImageNet .tflite) still has a latency worth
+        # measuring, but no accuracy against these labels: null, with the reason beside it.
+        say(f"accuracy not measured: {unscorable}")
+        record["accuracy"] = {"value": None, "correct": None,
+                              "total": len(evaluation.labels), "split": "evaluation",
+                              "reason": unscorable}
+    else:
+        say(f"accuracy on {len(evaluation.labels)} evaluation images...")
+        record["accuracy"] = {**measure.accuracy(served, evaluation, ctx.num_classes,
+                                                 profile.batch_size), "split": "evaluation"}
 
     say("measuring latency...")
     x1 = ctx.sample(1)

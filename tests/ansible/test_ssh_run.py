@@ -109,6 +109,8 @@ def test_failed_hosts_keep_the_others_results_and_the_report(tmp_path, ssh_hosts
     prepared = run_dir / "prepared" / "random-init-mobilenet_v2.onnx"
     assert record["model"]["sha256"] == hashlib.sha256(prepared.read_bytes()).hexdigest()
     assert record["model"]["format"] == "onnx" and record["model"]["source"].endswith("/random-init-mobilenet_v2.onnx")
+    # The ONNX carries the random-init mark, so the edge's record still says so.
+    assert record["model"]["random_weights"] is True
     assert read_json(run_dir / "good" / "host_status.json")["status"] == "ok"
 
     crashed = read_json(run_dir / "crash" / "host_status.json")

@@ -172,3 +172,22 @@ def test_python_dash_m_from_a_copied_benchmarks_folder(shared_int8, tmp_path, re
     assert proc.returncode == 0, proc.stderr
     assert "[1/1] onnx-cpu: ok p50=" in proc.stdout
     assert json.loads((out / "onnx-cpu.json").read_text())["status"] == "ok"
+
+
+def test_export_only_writes_a_checked_onnx_and_benchmarks_nothing(bench_run, tmp_path):
+    pytest.importorskip("torchvision", reason="the default model needs torch and torchvision")
+    dest = tmp_path / "edge" / "model.onnx"
+    dest.parent.mkdir()
+    r = bench_run("--export-only", dest)
+    assert r.code == 0, r.err
+    assert f"exported {dest}" in r.out and "RANDOM weights" in r.out
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["model.onnx"]  # no partial left
+    from servebench_engine.model import inspect_onnx
+
+    assert inspect_onnx(dest) == (11, False, None, True)
+
+
+def test_export_only_into_a_missing_folder_is_one_line(bench_run, tmp_path):
+    r = bench_run("--export-only", tmp_path / "nowhere" / "model.onnx")
+    assert r.code == 2 and r.err.count("\n") == 1 and "does not exist" in r.err
+    assert list(tmp_path.iterdir()) == []

@@ -24,12 +24,12 @@ def test_dynamic_int8_model_is_detected_too(shared_data):
     path = shared_data / "models" / "food11_quantized_dynamic.onnx"
     if not path.is_file():
         pytest.skip(f"{path} missing (see ../shared/data/README.md)")
-    assert inspect_onnx(path)[1] is True
+    assert inspect_onnx(path).quantized is True
 
 
 def test_float_model_is_not_quantised_and_fixed_batch_is_reported(tmp_path):
     path = make_onnx(tmp_path / "fixed.onnx", [1, 3, 224, 224])
-    assert inspect_onnx(path) == (11, False, 1)
+    assert inspect_onnx(path) == (11, False, 1, False)
 
 
 @pytest.mark.parametrize("shape", [["N", 3, 32, 32], ["N", 1, 224, 224], ["N", 3, 224]])
@@ -81,6 +81,15 @@ def test_default_model_is_random_mobilenet_exported_with_dynamic_batch(tmp_path,
     net = m.torch_model()
     assert type(net).__name__ == "MobileNetV2" and net.classifier[1].out_features == 11
     _check_export(m.onnx_path, net, torch)
+    # BatchNorm carries real statistics: the random network tells images apart (images of
+    # different brightness; plain noise images all look alike to any network).
+    noise = np.random.default_rng(1).standard_normal((8, 3, 224, 224), dtype=np.float32)
+    x = torch.from_numpy(noise + np.linspace(-2, 2, 8, dtype=np.float32).reshape(8, 1, 1, 1))
+    with torch.no_grad():
+        logits = net(x)
+    assert logits.abs().max() > 1e-3 and len(set(logits.argmax(1).tolist())) > 1
+    # An edge device handed only the exported file still knows its weights are random.
+    assert prepare_model(m.onnx_path, tmp_path / "again").random_weights is True
     # Each call builds a fresh module with the same weights as the exported graph.
     other = m.torch_model()
     assert other is not net

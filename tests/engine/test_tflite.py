@@ -59,3 +59,25 @@ def test_the_variant_takes_engine_batches_and_says_accuracy_cannot_be_scored(
 def test_without_a_tflite_model_the_variant_is_skipped(variant_context):
     with pytest.raises(VariantSkipped, match=r"no \.tflite model given \(--tflite-model\) and no converter installed"):
         TfliteVariant().prepare(variant_context)
+
+
+def test_bench_run_records_latency_and_a_null_accuracy_with_its_reason(
+    shared_data, shared_int8, tflite_model, tmp_path, monkeypatch
+):
+    import json
+
+    from servebench_engine import cli
+
+    monkeypatch.delenv("FOOD11_DATA_DIR", raising=False)
+    out = tmp_path / "run"
+    code = cli.main(["--model", str(shared_int8), "--variants", "tflite", "--profile", "smoke",
+                     "--tflite-model", str(tflite_model), "--out", str(out), "--threads", "1"])
+
+    assert code == 0
+    rec = json.loads((out / "tflite.json").read_text())
+    assert rec["status"] == "ok", rec["reason"]
+    assert rec["latency_ms"]["p50"] > 0 and rec["batch_throughput"] > 0
+    assert rec["model_size_bytes"] == tflite_model.stat().st_size
+    assert rec["accuracy"]["value"] is None and rec["accuracy"]["correct"] is None
+    assert "predicts 1001 classes" in rec["accuracy"]["reason"]
+    assert "accuracy_unavailable" not in rec["info"]  # said once, where the reader looks

@@ -43,7 +43,6 @@ from .base import Served, Variant, VariantSkipped
 if TYPE_CHECKING:  # pragma: no cover
     from ..context import Context
 
-CPU_EP = "CPUExecutionProvider"
 INC_SCRIPT = Path(__file__).with_name("quantize_inc.py")
 INC_NOT_MET = 3            # quantize_inc.py's exit status when no trial met the tolerance
 INC_MAX_IR_VERSION = 10    # onnx 1.16 / onnxruntime 1.19 in the quantiser's environment
@@ -108,18 +107,10 @@ class TuningSet:
 
 
 def cpu_session(model: Path | str, threads: int | None):
-    """An onnxruntime session on the CPU EP, refusing to report anything else as CPU."""
-    import onnxruntime as ort
+    """An onnxruntime session on the CPU EP (ORT's default optimisation), behind the EP guard."""
+    from .onnx_runtime import CPU, open_session, session_options
 
-    from .base import ProviderMismatch
-
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(model), sess_options=options, providers=[CPU_EP])
-    if session.get_providers()[0] != CPU_EP:
-        raise ProviderMismatch(f"asked for {CPU_EP}, onnxruntime ran {session.get_providers()}")
-    return session
+    return open_session(Path(model), [CPU], session_options("all", threads))
 
 
 def predict(session, images: np.ndarray, batch: int = 16) -> np.ndarray:
@@ -244,15 +235,10 @@ class _Int8Variant(Variant):
     def load(self, ctx: "Context") -> Served:
         if self._served_path is None:
             raise RuntimeError(f"{self.id}: load() before prepare() made the INT8 model")
+        from .onnx_runtime import CPU, served_from
+
         session = cpu_session(self._served_path, ctx.threads)
-        name = session.get_inputs()[0].name
-        return Served(
-            infer=lambda x: session.run(None, {name: x})[0],
-            model_path=self._served_path,
-            providers_requested=[CPU_EP],
-            providers_active=list(session.get_providers()),
-            info=dict(self._info),
-        )
+        return served_from(session, self._served_path, [CPU], dict(self._info))
 
 
 class Int8Dynamic(_Int8Variant):
