@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -83,16 +84,34 @@ def new_run_id(profile: str, scope: str, now: datetime | None = None) -> str:
     return f"{stamp}-{scope}-{profile}"
 
 
-def inventory_scope(inventory: Sequence[Path]) -> str:
-    """``chi`` when the inventory holds testbed hosts (chi-up's groups), else ``local``."""
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
+def inventory_scope(inventory: Sequence[Path], repo: Path = REPO) -> str:
+    """``chi`` when the inventory holds testbed hosts (chi-up's groups), else ``local``.
 
-    manager = InventoryManager(loader=DataLoader(), sources=[str(p) for p in inventory])
-    for group in TESTBED_GROUPS:
-        if group in manager.groups and manager.groups[group].get_hosts():
-            return "chi"
-    return "local"
+    Asked of ``ansible-inventory`` in a child process: importing Ansible's inventory classes here
+    would patch ``sys.intern`` in the caller's process, which breaks torch.compile there.
+    """
+    tool = Path(sys.executable).with_name("ansible-inventory")
+    cmd = [str(tool) if tool.is_file() else "ansible-inventory", "--list"]
+    for path in inventory:
+        cmd += ["-i", str(path)]
+    env = {**os.environ, "ANSIBLE_CONFIG": str(repo / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env,
+                              check=False)
+        listing = json.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot list the inventory: {exc}") from None
+    if listing is None:
+        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise ConfigError(f"cannot read the inventory {', '.join(map(str, inventory))}: {last}")
+
+    def has_hosts(group: str, seen: frozenset = frozenset()) -> bool:
+        entry = listing.get(group) or {}
+        return bool(entry.get("hosts")) or any(
+            has_hosts(child, seen | {group}) for child in entry.get("children", [])
+            if child not in seen)
+
+    return "chi" if any(has_hosts(g) for g in TESTBED_GROUPS) else "local"
 
 
 def _free_ident(artifact_root: Path) -> str:
@@ -139,7 +158,7 @@ def run_playbook(
         if playbook_path.name != "bench.yml":
             raise ConfigError(f"artifact_dir is needed to keep the artifacts of {playbook_path.name}")
         run_id = str(extra.get("run_id") or new_run_id(str(extra.get("profile", "full")),
-                                                        inventory_scope(inventory_paths)))
+                                                        inventory_scope(inventory_paths, repo)))
         extra["run_id"] = run_id
         artifact_root = Path(extra.get("results_dir") or repo / "results") / run_id
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import pytest
@@ -21,6 +23,28 @@ def test_scope_is_chi_only_with_testbed_hosts(tmp_path):
     assert inventory_scope([LOCAL_INVENTORY]) == "local"
     chi = write_inventory(tmp_path / "chi_x.yml", {"cpu_servers": {"n1": {"ansible_host": "127.0.0.9"}}})
     assert inventory_scope([LOCAL_INVENTORY, chi]) == "chi"
+    nested = tmp_path / "nested.yml"
+    nested.write_text("all:\n  children:\n    edge_devices:\n      children:\n        pis:\n"
+                      "          hosts:\n            pi1: {ansible_host: 127.0.0.9}\n")
+    assert inventory_scope([LOCAL_INVENTORY, nested]) == "chi"
+
+
+def test_scope_leaves_this_process_without_ansible_patches():
+    # Ansible's imports replace sys.intern, which torch.compile cannot trace afterwards.
+    code = ("import sys; from pathlib import Path; from servebench.runner import inventory_scope;"
+            f"inventory_scope([Path({str(LOCAL_INVENTORY)!r})]);"
+            "print(sorted(m for m in sys.modules if m == 'ansible' or m.startswith('ansible.')),"
+            " type(sys.intern).__name__)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.split() == ["[]", "builtin_function_or_method"], done.stderr
+
+
+def test_an_unreadable_inventory_is_a_config_error(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("all: [unclosed\n")
+    with pytest.raises(ConfigError, match="inventory"):
+        inventory_scope([bad])
 
 
 def test_a_rerun_of_the_same_run_keeps_the_first_artifacts(tmp_path):

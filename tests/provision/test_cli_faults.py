@@ -10,6 +10,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+import pytest
+
 from servebench.errors import Interrupted, ProvisionError
 from tests.provision.cli_fixtures import Cli, assert_no_secrets, cli  # noqa: F401
 
@@ -87,7 +89,16 @@ def _assert_one_error_line(output: str, code: int, expected_code: int) -> str:
     return errors[0]
 
 
-def test_every_fault_is_rolled_back_and_nothing_leaks(cli: Cli):
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT as a terminal's Ctrl-C delivers it: a shell's ``cmd &`` (a CI job, nohup) starts
+    Python with SIGINT ignored, and then the simulated Ctrl-C would never arrive."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_every_fault_is_rolled_back_and_nothing_leaks(cli: Cli, ctrl_c_raises):
     fake = cli.fake
     injected = 0
     for n, case in enumerate(FAULTS):
