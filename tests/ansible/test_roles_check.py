@@ -143,6 +143,10 @@ def test_setup_roles_in_check_mode_render_pinned_files(tmp_path, ssh_hosts, ssh_
         (host, flavour): _after(run, f"ONNX runtimes | render the Dockerfile for {flavour}", host)
         for host, flavour in (("cpu1", "cpu"), ("cpu1", "openvino"), ("gpu1", "gpu"))
     }
+    # The A100 node builds the CPU images too (its EPYC CPUs price the server-CPU option).
+    for flavour in ("cpu", "openvino"):
+        assert _after(run, f"ONNX runtimes | render the Dockerfile for {flavour}", "gpu1") == \
+            dockerfiles[("cpu1", flavour)]
     for text in dockerfiles.values():
         assert text.count("FROM python:3.11-slim-bookworm") == 1
         pip_args = re.findall(r"^\s+([A-Za-z][\w.-]*)(==\S+)?\s*\\?$", text, re.M)

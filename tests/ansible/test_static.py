@@ -33,3 +33,27 @@ def test_ansible_lint_production_profile_offline():
                  "bench.yml", "playbooks", "roles"], timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "Profile 'production' was required, and it passed" in done.stdout + done.stderr
+
+
+def _role_default(role: str, expression: str) -> str:
+    """Evaluate a Jinja2 expression over a role's defaults, as a play would see them."""
+    done = _run([str(BIN / "ansible"), "localhost", "-c", "local", "-i", "localhost,",
+                 "-e", f"@roles/{role}/defaults/main.yml", "-m", "ansible.builtin.debug",
+                 "-a", f"msg=<<{{{{ {expression} }}}}>>"], timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.split("<<", 1)[1].split(">>", 1)[0]
+
+
+def test_an_a100_node_prices_the_cpu_option_too():
+    # compute_liqid / compute_gigaio carry AMD EPYC CPUs beside the A100: the CPU runs are
+    # judged as cpu_server, the CUDA / TensorRT run as the node's own kind.
+    runs = _role_default("benchmark", "benchmark_runs_by_kind.gpu_server "
+                         "| map(attribute='runtime') | zip(benchmark_runs_by_kind.gpu_server "
+                         "| map(attribute='judged_as', default='-')) | map('join', '=') | join(',')")
+    assert runs == "cpu=cpu_server,openvino=cpu_server,gpu=-"
+    cpu_variants = _role_default("benchmark", "benchmark_runs_by_kind.gpu_server[0].variants "
+                                 "| join(',')")
+    assert cpu_variants == _role_default("benchmark", "benchmark_cpu_server_runs[0].variants "
+                                         "| join(',')")
+    flavours = _role_default("onnx_runtime", "onnx_runtime_flavours_by_kind.gpu_server | join(',')")
+    assert flavours == "cpu,openvino,gpu"

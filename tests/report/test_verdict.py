@@ -14,7 +14,8 @@ from .runs import record, write_run
 
 
 def _verdict(tmp_path, kind: str, **kw):
-    run = write_run(tmp_path, "r", {"h": {"kind": kind, "records": [record("v", **kw)]}})
+    run = write_run(tmp_path, "r", {"h": {"kind": kind,
+                                          "records": [record("v", host_kind=kind, **kw)]}})
     return judge(load_run(run), load_targets())
 
 
@@ -56,6 +57,20 @@ def test_missing_metric_is_na_with_why_and_never_a_pass(tmp_path):
 def test_target_host_is_judged_only_on_its_targets(tmp_path):
     v = _verdict(tmp_path, "edge", p50_ms=0.5, batch_img_s=9000.0, size_bytes=1_000_000)
     assert [(j.target.id, j.indicative) for j in v.judgements] == [("edge", False)]
+
+
+def test_an_a100_node_is_a_cpu_server_for_its_cpu_runs(tmp_path):
+    # The A100 nodes have EPYC CPUs: the benchmark role runs the CPU variants there as
+    # cpu_server and the CUDA ones as gpu_server; each record is judged on its own kind.
+    run = write_run(tmp_path, "r", {"a100": {"kind": "gpu_server", "records": [
+        record("onnx-cpu", host="a100", host_kind="cpu_server", p50_ms=2.0, batch_img_s=1500.0),
+        record("onnx-cuda", host="a100", host_kind="gpu_server", p50_ms=0.5,
+               batch_img_s=9000.0, providers=("CUDAExecutionProvider",)),
+    ]}})
+    v = judge(load_run(run), load_targets())
+    assert sorted((j.record.variant, j.target.id, j.indicative, j.outcome)
+                  for j in v.judgements) == [("onnx-cpu", "server_cpu", False, PASS),
+                                             ("onnx-cuda", "server_gpu", False, PASS)]
 
 
 def test_local_host_is_judged_on_every_target_as_indicative(tmp_path):

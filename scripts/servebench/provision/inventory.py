@@ -3,8 +3,9 @@ embedded ``inventory/local.yml`` that declares the three groups.
 
 Groups: ``gpu_servers``, ``cpu_servers``, ``edge_devices``. A bare-metal node with an A100
 (``compute_liqid``, ``compute_gigaio``) is in BOTH ``gpu_servers`` and ``cpu_servers``: the
-study runs its CPU variants (AMD EPYC) and its GPU variants on the same node, and each play
-picks its variants by group. Its ``host_kind`` (the results' host kind) is ``gpu_server``.
+study runs its CPU variants (AMD EPYC) and its GPU variants on the same node. Its ``host_kind``
+is ``gpu_server``, whose runs (roles/benchmark/defaults/main.yml) include the CPU ones, recorded
+as ``cpu_server`` so the report judges them on the server-CPU target.
 
 Host vars: ``ansible_host`` (floating IP), ``ansible_port``, ``ansible_user`` (``cc`` on
 servers, ``root`` in containers), ``ansible_ssh_private_key_file``, ``site``, ``lease_end``

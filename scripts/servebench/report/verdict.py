@@ -1,8 +1,9 @@
 """Judge every successful (host, variant) against the targets that apply to its host.
 
-A target applies to hosts of the kinds it lists; a host of any other kind (`local`, the embedded
-default, or an unknown kind) is judged against every target, marked indicative because it is not
-the target hardware.
+A target applies to results of the host kinds it lists; a result of any other kind (`local`, the
+embedded default, or an unknown kind) is judged against every target, marked indicative because
+it is not the target hardware. The kind is the record's own (``bench-run --host-kind``), else its
+host's: an A100 node is a GPU server for its CUDA runs and a CPU server for its CPU runs.
 """
 
 from __future__ import annotations
@@ -64,13 +65,23 @@ class Verdict:
         return {j.target.id: j for j in self.judgements if j.host is host and j.record is record}
 
 
-def is_target_hardware(host: Host, target: Target) -> bool:
-    return host.kind in target.judged_on
+def result_kind(host: Host, record: Record) -> str:
+    return str(record.data.get("host_kind") or host.kind)
+
+
+def is_target_hardware(kind: str, target: Target) -> bool:
+    return kind in target.judged_on
+
+
+def kind_applies(kind: str, target: Target) -> bool:
+    # Results of a target kind are judged only on their own targets; anything else on all of them.
+    return is_target_hardware(kind, target) or kind not in TARGET_HOST_KINDS
 
 
 def applies(host: Host, target: Target) -> bool:
-    # Hosts of a target kind are judged only on their own targets; anything else on all of them.
-    return is_target_hardware(host, target) or host.kind not in TARGET_HOST_KINDS
+    """Whether any result of ``host`` is judged against ``target``."""
+    kinds = {result_kind(host, r) for r in host.records} or {host.kind}
+    return any(kind_applies(k, target) for k in kinds)
 
 
 def judge_criterion(criterion: Criterion, threshold: float, record: Record) -> CriterionResult:
@@ -87,11 +98,12 @@ def judge(run: Run, targets: Targets) -> Verdict:
     for host, record in run.records():
         if host.status != "ok" or not record.ok:
             continue
+        kind = result_kind(host, record)
         for target in targets.targets:
-            if applies(host, target):
+            if kind_applies(kind, target):
                 results = tuple(judge_criterion(c, t, record) for c, t in target.criteria)
                 judgements.append(Judgement(host, record, target,
-                                            not is_target_hardware(host, target), results))
+                                            not is_target_hardware(kind, target), results))
     summaries = []
     for target in targets.targets:
         mine = [j for j in judgements if j.target is target]
