@@ -7,6 +7,12 @@ VENV := .venv
 # Intel Neural Compressor's ONNX API needs numpy<2 and onnx 1.16 (DESIGN.md): its own env.
 INC_VENV := .venv-inc
 INC_PACKAGES := neural-compressor==3.7.1 "numpy<2" six onnx==1.16.2 onnxruntime==1.19.2
+# The TFLite converter (onnx2torch + litert-torch) pulls a second torch and jax: its own env too.
+# torch 2.13.0 is the CPU build where pip finds the local wheel (this workplace's machines);
+# onnx2torch without its deps, which would add torchvision (the converter never uses it).
+LITERT_VENV := .venv-litert
+LITERT_PACKAGES := torch==2.13.0 litert-torch==0.10.0 onnx==1.23.2
+LITERT_NODEPS := onnx2torch==1.5.15
 PROFILE ?= full
 # Extra ansible-playbook arguments, e.g. ARGS='--tags report' or ARGS='-e variants=onnx-cpu'.
 ARGS ?=
@@ -43,10 +49,17 @@ $(INC_VENV)/.installed:
 	$(INC_VENV)/bin/python -m pip install -q $(INC_PACKAGES)
 	touch $@
 
-bench: $(VENV)/.bench-installed $(INC_VENV)/.installed
+$(LITERT_VENV)/.installed:
+	test -x $(LITERT_VENV)/bin/python || $(PYTHON) -m venv $(LITERT_VENV)
+	$(LITERT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LITERT_VENV)/bin/python -m pip install -q $(LITERT_PACKAGES)
+	$(LITERT_VENV)/bin/python -m pip install -q --no-deps $(LITERT_NODEPS)
+	touch $@
+
+bench: $(VENV)/.bench-installed $(INC_VENV)/.installed $(LITERT_VENV)/.installed
 	$(RUN) ansible-playbook bench.yml -e profile=$(PROFILE) $(ARGS)
 
-test: $(VENV)/.dev-installed $(INC_VENV)/.installed
+test: $(VENV)/.dev-installed $(INC_VENV)/.installed $(LITERT_VENV)/.installed
 	$(RUN) python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
@@ -57,4 +70,4 @@ overhead: $(VENV)/.bench-installed
 	$(RUN) python tests/perf/harness_overhead.py
 
 clean:
-	rm -rf $(VENV) $(INC_VENV)
+	rm -rf $(VENV) $(INC_VENV) $(LITERT_VENV)

@@ -71,8 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="folder for <variant>.json, suite.json and artifacts/ (created)")
     p.add_argument("--tflite-model", type=Path, metavar="PATH",
-                   help="a .tflite model for the tflite variant "
-                        "(default: converted from the model)")
+                   help="a .tflite model for the tflite variant (default: the model converted "
+                        "with --tflite-converter-python; with neither, tflite is skipped)")
+    p.add_argument("--tflite-converter-python", metavar="PATH",
+                   help="Python of the TFLite converter environment (onnx2torch + litert-torch; "
+                        "`make bench` builds .venv-litert), which turns the model into the "
+                        "float32 .tflite the tflite variant serves")
     p.add_argument("--quantizer-python", metavar="PATH",
                    help="Python of the Neural Compressor environment, for the INT8 static variants")
     p.add_argument("--host-label", default=socket.gethostname(), metavar="NAME",
@@ -96,13 +100,13 @@ def _check_file(path: Path | None, what: str) -> Path | None:
     return path.resolve() if path is not None else None
 
 
-def _check_python(text: str | None) -> str | None:
+def _check_python(text: str | None, flag: str, environment: str) -> str | None:
     if text is None:
         return None
     found = shutil.which(text)
     if not found:
-        raise InputError(f"--quantizer-python {text} is not an executable "
-                         "(give the python of the Neural Compressor environment)")
+        raise InputError(f"{flag} {text} is not an executable (give the python of the "
+                         f"{environment} environment)")
     return found
 
 
@@ -139,7 +143,9 @@ def run(argv: list[str] | None) -> int:
         raise InputError(str(e)) from None
     out = _check_out(args.out)
     tflite = _check_file(args.tflite_model, "--tflite-model")
-    quantizer = _check_python(args.quantizer_python)
+    quantizer = _check_python(args.quantizer_python, "--quantizer-python", "Neural Compressor")
+    converter = _check_python(args.tflite_converter_python, "--tflite-converter-python",
+                              "TFLite converter")
     profile = PROFILES[args.profile]
     data_root = _data_root(args.data)
     if data_root is not None:
@@ -173,7 +179,8 @@ def run(argv: list[str] | None) -> int:
         model = _keep_export(model, staging, out / ARTIFACTS)
         cfg = SuiteConfig(variants=variants, profile=profile, out=out, host=args.host_label,
                           host_kind=args.host_kind, threads=args.threads,
-                          quantizer_python=quantizer, tflite_model=tflite)
+                          quantizer_python=quantizer, tflite_model=tflite,
+                          tflite_converter_python=converter)
         run_suite(cfg, model, dataset, log=_say)
     return 0
 

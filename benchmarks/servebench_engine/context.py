@@ -33,6 +33,9 @@ class Context:
     # Python of the Neural Compressor environment (DESIGN.md: it needs numpy<2, onnx 1.16).
     quantizer_python: str | None = None
     tflite_model: Path | None = None
+    # Python of the TFLite converter's environment (onnx2torch + litert-torch), used when no
+    # .tflite model is given.
+    tflite_converter_python: str | None = None
     threads: int | None = None         # intra-op threads; None: the runtime's default
     log: Callable[[str], None] = print
     extra: dict[str, Any] = field(default_factory=dict)

@@ -38,6 +38,7 @@ class SuiteConfig:
     threads: int | None = None
     quantizer_python: str | None = None
     tflite_model: Path | None = None
+    tflite_converter_python: str | None = None
 
 
 def model_size(path: Path | None) -> int | None:
@@ -170,6 +171,7 @@ def run_suite(cfg: SuiteConfig, model: PreparedModel, dataset: Dataset,
         torch_model=model.torch_model,
         quantizer_python=cfg.quantizer_python,
         tflite_model=cfg.tflite_model,
+        tflite_converter_python=cfg.tflite_converter_python,
         threads=cfg.threads,
     )
     summary = {

@@ -89,14 +89,16 @@ def test_failed_hosts_keep_the_others_results_and_the_report(tmp_path, ssh_hosts
     gone = ssh_hosts("127.0.0.4")
     gone.stop()  # its address and port now refuse connections: unreachable
     inventory = write_inventory(tmp_path / "chi_test.yml", {"edge_devices": {
-        "good": node_vars(good, ssh_key, tmp_path / "good"),
+        "good": node_vars(good, ssh_key, tmp_path / "good",
+                          benchmark_runs=[{"runtime": "arm", "variants": ["onnx-cpu", "tflite"]}]),
         # bench-run exits 2 (bad input) on a model path that does not exist on the node.
         "crash": node_vars(crash, ssh_key, tmp_path / "crash",
                            benchmark_model_on_node=str(tmp_path / "no-such-model.onnx")),
         "gone": node_vars(gone, ssh_key, tmp_path / "gone"),
     }})
     # No model: the prepare play exports the random-init MobileNetV2 once, on the control node,
-    # and the edge devices get that ONNX (they have no PyTorch).
+    # and the edge devices get that ONNX (they have no PyTorch), and its .tflite, converted
+    # there in .venv-litert (`make test` builds it).
     run = bench(tmp_path, [LOCAL_INVENTORY, inventory], extravars={
         "profile": "quick", "tflite_model": "", "bench_connect_timeout": 5,
     })
@@ -111,6 +113,11 @@ def test_failed_hosts_keep_the_others_results_and_the_report(tmp_path, ssh_hosts
     assert record["model"]["format"] == "onnx" and record["model"]["source"].endswith("/random-init-mobilenet_v2.onnx")
     # The ONNX carries the random-init mark, so the edge's record still says so.
     assert record["model"]["random_weights"] is True
+    tflite = read_json(run_dir / "good" / "tflite.json")
+    converted = run_dir / "prepared" / "random-init-mobilenet_v2.tflite"
+    assert tflite["status"] == "ok", tflite.get("reason")
+    assert tflite["model_size_bytes"] == converted.stat().st_size
+    assert tflite["info"]["input_layout"] == "NCHW" and tflite["accuracy"]["total"] > 0
     assert read_json(run_dir / "good" / "host_status.json")["status"] == "ok"
 
     crashed = read_json(run_dir / "crash" / "host_status.json")

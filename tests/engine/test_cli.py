@@ -121,13 +121,16 @@ def _bad_inputs(tmp: Path, shared: Path) -> dict[str, tuple[list, str]]:
                            "--tflite-model .*x.tflite does not exist"),
         "missing quantizer python": (["--model", shared, "--quantizer-python", tmp / "py"],
                                      "--quantizer-python .*py is not an executable"),
+        "missing converter python": (["--model", shared, "--tflite-converter-python", tmp / "py"],
+                                     "--tflite-converter-python .*py is not an executable .*TFLite"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing model", "corrupt onnx", "wrong input shape",
                                   "unknown variant", "missing data dir",
                                   "data dir without splits", "data dir is a file", "bad profile",
-                                  "bad threads", "missing tflite", "missing quantizer python"])
+                                  "bad threads", "missing tflite", "missing quantizer python",
+                                  "missing converter python"])
 def test_bad_input_one_line_exit_2_nothing_written(bench_run, shared_int8, tmp_path, case):
     args, pattern = _bad_inputs(tmp_path, shared_int8)[case]
     out = tmp_path / "out"

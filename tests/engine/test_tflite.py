@@ -1,9 +1,15 @@
-"""TFLite / LiteRT variant with the real ImageNet MobileNetV2 .tflite from the shared artifacts."""
+"""TFLite / LiteRT variant: the real ImageNet MobileNetV2 .tflite from the shared artifacts, and
+the engine's own model converted in the converter environment (.venv-litert)."""
 
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
+import onnxruntime as ort
 import pytest
 
 from servebench_engine.variants.base import VariantSkipped
@@ -11,6 +17,24 @@ from servebench_engine.variants.tflite_variant import TfliteVariant, classify, i
 from tests.support.variant_context import preprocess, tiny_assets, variant_context  # noqa: F401
 
 TFLITE = "models/mobilenet_v2_1.0_224_quantized_1_default_1.tflite"
+CONVERTER_PYTHON = Path(__file__).resolve().parents[2] / ".venv-litert" / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def converter_python():
+    """The converter environment's Python (`make test` builds it), or a skip saying why not."""
+    if interpreter_class() is None:
+        pytest.skip("no TFLite runtime installed (ai-edge-litert or tflite-runtime)")
+    if not CONVERTER_PYTHON.exists():
+        pytest.skip(f"no TFLite converter environment at {CONVERTER_PYTHON.parent.parent} "
+                    "(make .venv-litert/.installed)")
+    # onnx2torch itself is imported by the converter behind a torchvision stub: find it only.
+    probe = subprocess.run([str(CONVERTER_PYTHON), "-c", "import importlib.util, litert_torch; "
+                            "assert importlib.util.find_spec('onnx2torch'), 'no onnx2torch'"],
+                           capture_output=True, text=True, timeout=300)
+    if probe.returncode != 0:
+        pytest.skip(f"{CONVERTER_PYTHON} cannot import the converter: {probe.stderr.strip()[-200:]}")
+    return str(CONVERTER_PYTHON)
 
 
 @pytest.fixture
@@ -56,9 +80,59 @@ def test_the_variant_takes_engine_batches_and_says_accuracy_cannot_be_scored(
     assert 0 < info["input_conversion_ms"] < 100
 
 
-def test_without_a_tflite_model_the_variant_is_skipped(variant_context):
-    with pytest.raises(VariantSkipped, match=r"no \.tflite model given \(--tflite-model\) and no converter installed"):
+def test_without_a_tflite_model_or_a_converter_the_variant_is_skipped(variant_context):
+    if interpreter_class() is None:
+        pytest.skip("no TFLite runtime installed (ai-edge-litert or tflite-runtime)")
+    with pytest.raises(VariantSkipped, match=r"no \.tflite model given \(--tflite-model\) and no "
+                                             r"converter environment \(--tflite-converter-python"):
         TfliteVariant().prepare(variant_context)
+
+
+def test_the_engine_model_is_converted_and_answers_as_the_onnx_model_does(
+    variant_context, converter_python
+):
+    ctx = dataclasses.replace(variant_context, tflite_converter_python=converter_python)
+    variant = TfliteVariant()
+    variant.prepare(ctx)
+    served = variant.load(ctx)
+
+    batch = ctx.sample(5)
+    got = served.infer(batch)
+    session = ort.InferenceSession(str(ctx.model_onnx), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {session.get_inputs()[0].name: batch})[0]
+    assert got.shape == expected.shape == (5, 11)
+    # float32 both ways: the same network, only the order of float operations differs.
+    np.testing.assert_allclose(got, expected, atol=1e-3 * max(1.0, float(np.abs(expected).max())))
+    assert (got.argmax(1) == expected.argmax(1)).all()
+
+    assert served.model_path == ctx.workdir / "model.tflite" and served.model_path.is_file()
+    assert served.max_batch is None  # a dynamic batch axis survived the conversion
+    info = served.info
+    assert info["tflite_source"] == "converted"
+    assert (info["input_dtype"], info["input_layout"]) == ("float32", "NCHW")
+    assert info["conversion"]["route"] == "onnx -> onnx2torch -> litert-torch"
+    assert info["conversion"]["size_bytes"] == served.model_path.stat().st_size
+    assert info["conversion"]["max_abs_diff"] < 1e-3
+    assert "accuracy_unavailable" not in info  # the same 11 classes: scored like the others
+    assert (ctx.workdir / "tflite-conversion.log").read_text().strip()
+
+
+def test_an_int8_model_is_not_converted_and_the_variant_says_why(variant_context, converter_python):
+    ctx = dataclasses.replace(variant_context, tflite_converter_python=converter_python,
+                              model_is_quantized=True)
+    with pytest.raises(VariantSkipped, match="already INT8.*--tflite-model"):
+        TfliteVariant().prepare(ctx)
+
+
+def test_a_converter_that_fails_is_an_error_with_its_own_line(variant_context):
+    if interpreter_class() is None:
+        pytest.skip("no TFLite runtime installed (ai-edge-litert or tflite-runtime)")
+    # The engine's own Python has neither onnx2torch nor litert-torch: a real failed conversion.
+    ctx = dataclasses.replace(variant_context, tflite_converter_python=sys.executable)
+    with pytest.raises(RuntimeError, match=r"TFLite conversion failed \(exit 1\): convert_tflite: "
+                                           r"error: ModuleNotFoundError: .*onnx2torch"):
+        TfliteVariant().prepare(ctx)
+    assert not (ctx.workdir / "model.tflite").exists()
 
 
 def test_bench_run_records_latency_and_a_null_accuracy_with_its_reason(

@@ -27,10 +27,7 @@ from __future__ import annotations
 import abc
 import itertools
 import json
-import os
-import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from .base import Served, Variant, VariantSkipped
+from .helper_process import HelperFailed, absolute_python, run_relaying
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..context import Context
@@ -295,7 +293,7 @@ class _StaticInt8(_Int8Variant):
             started = time.perf_counter()
             try:
                 info = route(job)
-            except (_RouteFailed, ToleranceNotMet) as exc:
+            except (_RouteFailed, HelperFailed, ToleranceNotMet) as exc:
                 missed_tolerance |= isinstance(exc, ToleranceNotMet)
                 attempts.append(f"{name}: {exc}")
                 job.log(f"{name} route gave no model: {exc}")
@@ -325,10 +323,7 @@ class _StaticInt8(_Int8Variant):
         np.savez(data, calib=job.tuning.calib, val_x=job.tuning.val_x, val_y=job.tuning.val_y)
         # Its log outlives the scratch folder: the tuning history is worth keeping.
         log_path = job.out.with_name(f"{self.id}.neural-compressor.log")
-        # A relative path means relative to where the engine was started, not to the scratch
-        # folder the subprocess runs in.
-        python = Path(job.ctx.quantizer_python).expanduser()
-        python = python if python.is_absolute() or python.parent == Path() else python.absolute()
+        python = absolute_python(job.ctx.quantizer_python)
         command = [
             str(python), str(INC_SCRIPT),
             "--model", str(job.fp32), "--data", str(data),
@@ -337,9 +332,9 @@ class _StaticInt8(_Int8Variant):
             "--out", str(candidate), "--result", str(result_path),
         ]  # fmt: skip
         job.log(f"tuning with neural-compressor (<= {job.budget.max_trials} trials), log: {log_path}")
-        rc, last_line = _run_relaying(command, work, log_path, job.budget.timeout_s + 120, job.log)
+        rc, last_line = run_relaying(command, work, log_path, job.budget.timeout_s + 120, job.log)
         if rc not in (0, INC_NOT_MET) or not result_path.exists():
-            raise _RouteFailed(f"quantize_inc.py exited {rc}: {last_line}")
+            raise _RouteFailed(f"quantize_inc.py exited {rc}: {last_line[-300:]}")
         result = json.loads(result_path.read_text())
         if rc == INC_NOT_MET:
             raise ToleranceNotMet(
@@ -431,46 +426,6 @@ class Int8StaticConservative(_StaticInt8):
 
 # --------------------------------------------------------------------------------------------
 # Helpers of the routes
-
-
-def _run_relaying(command: list[str], cwd: Path, log_path: Path, timeout_s: int, log) -> tuple[int, str]:
-    """Run a command with a deadline, log everything to a file, relay its progress lines."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    # The quantiser's environment must import its own numpy<2 and onnx, not ours.
-    for leaked in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
-        env.pop(leaked, None)
-    last_line = ""
-    with open(log_path, "w", encoding="utf-8") as log_file:
-        try:
-            proc = subprocess.Popen(
-                command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
-        except OSError as exc:
-            message = f"cannot start {command[0]}: {exc.strerror or exc}"
-            log_file.write(message + "\n")
-            raise _RouteFailed(message) from exc
-
-        def pump() -> None:
-            nonlocal last_line
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                log_file.write(line)
-                if line.strip():
-                    last_line = line.strip()
-                if line.startswith("servebench: "):
-                    log(line[len("servebench: ") :].rstrip())
-
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
-        try:
-            rc = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-            reader.join(timeout=5)
-            raise _RouteFailed(f"quantize_inc.py ran past {timeout_s} s and was stopped") from None
-        reader.join(timeout=30)
-    return rc, last_line[-300:]
 
 
 def _weighted_nodes(model_path: Path) -> list[str]:

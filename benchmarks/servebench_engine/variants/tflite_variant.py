@@ -1,4 +1,9 @@
-"""TFLite / LiteRT: the edge option's runtime, with a given ``.tflite`` model.
+"""TFLite / LiteRT: the edge option's runtime, with a given or converted ``.tflite`` model.
+
+The model served is, in order: ``--tflite-model`` when given; else the engine's own ONNX model
+converted by ``convert_tflite.py`` in the converter's environment (``--tflite-converter-python``:
+onnx2torch + litert-torch, float32, NCHW, dynamic batch), so the edge option prices the very
+model the servers serve; else the variant is skipped and says which of the two is missing.
 
 The engine hands every variant NCHW float32 ImageNet-normalised batches. A TensorFlow image
 model instead takes NHWC pixels, often quantised (uint8 with a scale and zero point), and
@@ -8,12 +13,13 @@ crop), then scales and quantises them as the model's input tensor says. That con
 inside the measured latency, as a server's own input handling would be; its cost is recorded.
 A channels-first float model (one converted from PyTorch) gets the engine's batch unchanged.
 
-No converter is used: TensorFlow and ai-edge-torch are not part of this project's environment,
-so without ``--tflite-model`` the variant is skipped and says so.
+The conversion runs in ``prepare`` (outside the cold start); its route, time and check against
+the source model are recorded.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,12 +27,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .base import Served, Variant, VariantSkipped
+from .helper_process import HelperFailed, absolute_python, run_relaying
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..context import Context
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(1, 3, 1, 1)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(1, 3, 1, 1)
+CONVERTER_SCRIPT = Path(__file__).with_name("convert_tflite.py")
+CONVERT_TIMEOUT_S = 600  # seen here: 16-20 s for MobileNetV2 on 2 cores
 
 
 def interpreter_class():
@@ -121,16 +130,22 @@ class TfliteModel:
 
 class TfliteVariant(Variant):
     id = "tflite"
-    description = "TFLite / LiteRT interpreter with a given .tflite model"
+    description = "TFLite / LiteRT interpreter with a given or converted .tflite model"
 
     def __init__(self) -> None:
         self._info: dict[str, object] = {}
+        self._model_path: Path | None = None
 
     def prepare(self, ctx: "Context") -> None:
-        """Check the model against the data and describe it (outside the cold start)."""
-        if ctx.tflite_model is None:
-            raise VariantSkipped("no .tflite model given (--tflite-model) and no converter installed")
-        model = TfliteModel(ctx.tflite_model, ctx.threads)
+        """Find or make the model, check it against the data, describe it (outside the cold start)."""
+        if interpreter_class() is None:
+            raise VariantSkipped("no TFLite runtime installed (ai-edge-litert or tflite-runtime)")
+        conversion: dict[str, object] = {}
+        if ctx.tflite_model is not None:
+            self._model_path = ctx.tflite_model
+        else:
+            self._model_path, conversion = convert(ctx)
+        model = TfliteModel(self._model_path, ctx.threads)
         sample = ctx.sample(1)
         if model.image_size != tuple(sample.shape[2:4]):
             raise ValueError(
@@ -139,13 +154,17 @@ class TfliteVariant(Variant):
             )
         dtype = np.dtype(model.input_details["dtype"]).name
         layout = "NHWC" if model.channels_last else "NCHW"
+        source = f"converted ({conversion['route']})" if conversion else "given"
         self._info = {
-            "route": f"{model.runtime} interpreter, {layout} {dtype} input",
+            "route": f"{source} .tflite, {model.runtime} interpreter, {layout} {dtype} input",
             "runtime": model.runtime,
             "input_dtype": dtype,
             "input_layout": layout,
             "model_classes": model.num_classes,
+            "tflite_source": "converted" if conversion else "given",
         }
+        if conversion:
+            self._info["conversion"] = conversion
         if model.channels_last:
             self._info["input_conversion_ms"] = model.conversion_ms(sample)
         if model.num_classes != ctx.num_classes:
@@ -156,15 +175,42 @@ class TfliteVariant(Variant):
             )
 
     def load(self, ctx: "Context") -> Served:
-        if not self._info:
+        if not self._info or self._model_path is None:
             raise RuntimeError(f"{self.id}: load() before prepare() checked the model")
-        model = TfliteModel(ctx.tflite_model, ctx.threads)
+        model = TfliteModel(self._model_path, ctx.threads)
         return Served(
             infer=model.run_engine_batch,
-            model_path=ctx.tflite_model,
+            model_path=self._model_path,
             max_batch=model.max_batch,
             info=dict(self._info),
         )
+
+
+def convert(ctx: "Context") -> tuple[Path, dict[str, object]]:
+    """The engine's ONNX model as a float32 .tflite, made by convert_tflite.py in its own env."""
+    if not ctx.tflite_converter_python:
+        raise VariantSkipped("no .tflite model given (--tflite-model) and no converter "
+                             "environment (--tflite-converter-python; `make bench` builds one)")
+    if ctx.model_is_quantized:
+        raise VariantSkipped("the given model is already INT8, which the converter (onnx2torch) "
+                             "cannot read: give its float .tflite with --tflite-model")
+    out = ctx.workdir / "model.tflite"
+    log_path = ctx.workdir / "tflite-conversion.log"
+    command = [str(absolute_python(ctx.tflite_converter_python)), str(CONVERTER_SCRIPT),
+               "--onnx", str(ctx.model_onnx), "--out", str(out)]
+    try:
+        rc, last_line = run_relaying(command, ctx.workdir, log_path, CONVERT_TIMEOUT_S, ctx.log)
+    except HelperFailed as exc:
+        raise RuntimeError(f"TFLite conversion: {exc}") from None
+    if rc != 0:
+        raise RuntimeError(f"TFLite conversion failed (exit {rc}): {last_line[-300:]} (log: {log_path})")
+    try:
+        result = json.loads(last_line)
+    except ValueError:
+        raise RuntimeError(f"TFLite conversion printed no result (log: {log_path})") from None
+    ctx.log(f"converted to {out.name}: {result['size_bytes']:,} bytes in {result['seconds']:.1f} s, "
+            f"max |diff| vs the source {result['max_abs_diff']:.2g}")
+    return out, result
 
 
 def classify(image_path: Path | str, model_path: Path | str, labels_path: Path | str) -> tuple[int, str, float]:
