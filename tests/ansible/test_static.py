@@ -35,6 +35,18 @@ def test_ansible_lint_production_profile_offline():
     assert "Profile 'production' was required, and it passed" in done.stdout + done.stderr
 
 
+def test_the_benchmark_tag_alone_still_prepares_the_nodes_models():
+    done = _run([str(BIN / "ansible-playbook"), "--list-tasks", "--tags", "benchmark", "bench.yml"],
+                timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    plays = {block.split(":", 1)[1].split("\t")[0].strip(): block for block in done.stdout.split("play #")[1:]}
+    prepare = plays["Prepare | export and convert the model once for the nodes"]
+    assert "Prepare | export the model to ONNX" in prepare
+    assert "Prepare | convert to a float32 .tflite" in prepare
+    assert "Benchmark | ship, run, show progress" in plays["Benchmark | run the suite on every target"]
+    assert "tasks:\n\n" in plays["Setup | configure the benchmark targets"] + "\n"  # none listed
+
+
 def _role_default(role: str, expression: str) -> str:
     """Evaluate a Jinja2 expression over a role's defaults, as a play would see them."""
     done = _run([str(BIN / "ansible"), "localhost", "-c", "local", "-i", "localhost,",
