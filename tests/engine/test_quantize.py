@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -22,32 +20,12 @@ from servebench_engine.variants.quantize import (
     cpu_session,
     predict,
 )
+from tests.support.helper_envs import helper_python
 from tests.support.variant_context import make_context, tiny_assets, variant_context  # noqa: F401
-
-REPO = Path(__file__).resolve().parents[2]
-INC_PYTHON = REPO / ".venv-inc" / "bin" / "python"
-
-
-@functools.cache
-def _inc_unusable() -> str | None:
-    """Why the Neural Compressor environment cannot be used here, or None when it can."""
-    if not INC_PYTHON.exists():
-        return f"no Neural Compressor environment at {INC_PYTHON.parent.parent} (make the .venv-inc)"
-    probe = subprocess.run(
-        [str(INC_PYTHON), "-c", "import neural_compressor, onnx, onnxruntime"],
-        capture_output=True, text=True, timeout=120,
-    )
-    if probe.returncode != 0:
-        return f"{INC_PYTHON} cannot import neural_compressor: {probe.stderr.strip()[-200:]}"
-    return None
-
 
 def _inc_python() -> str:
     """The Neural Compressor environment's Python, or a skip saying why it cannot be used."""
-    reason = _inc_unusable()
-    if reason:
-        pytest.skip(reason)
-    return str(INC_PYTHON)
+    return helper_python(".venv-inc", "import neural_compressor, onnx, onnxruntime")
 
 
 def _op_types(path: Path) -> set[str]:

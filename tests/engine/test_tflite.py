@@ -4,9 +4,7 @@ the engine's own model converted in the converter environment (.venv-litert)."""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -14,33 +12,29 @@ import pytest
 
 from servebench_engine.variants.base import VariantSkipped
 from servebench_engine.variants.tflite_variant import TfliteVariant, classify, interpreter_class
+from tests.support.helper_envs import helper_python
 from tests.support.variant_context import preprocess, tiny_assets, variant_context  # noqa: F401
 
 TFLITE = "models/mobilenet_v2_1.0_224_quantized_1_default_1.tflite"
-CONVERTER_PYTHON = Path(__file__).resolve().parents[2] / ".venv-litert" / "bin" / "python"
-
-
-@pytest.fixture(scope="module")
-def converter_python():
-    """The converter environment's Python (`make test` builds it), or a skip saying why not."""
-    if interpreter_class() is None:
-        pytest.skip("no TFLite runtime installed (ai-edge-litert or tflite-runtime)")
-    if not CONVERTER_PYTHON.exists():
-        pytest.skip(f"no TFLite converter environment at {CONVERTER_PYTHON.parent.parent} "
-                    "(make .venv-litert/.installed)")
-    # onnx2torch itself is imported by the converter behind a torchvision stub: find it only.
-    probe = subprocess.run([str(CONVERTER_PYTHON), "-c", "import importlib.util, litert_torch; "
-                            "assert importlib.util.find_spec('onnx2torch'), 'no onnx2torch'"],
-                           capture_output=True, text=True, timeout=300)
-    if probe.returncode != 0:
-        pytest.skip(f"{CONVERTER_PYTHON} cannot import the converter: {probe.stderr.strip()[-200:]}")
-    return str(CONVERTER_PYTHON)
 
 
 @pytest.fixture
-def tflite_model(shared_data):
+def litert():
     if interpreter_class() is None:
         pytest.skip("no TFLite runtime installed (ai-edge-litert or tflite-runtime)")
+
+
+@pytest.fixture
+def converter_python(litert):
+    """The converter environment's Python (`make test` builds it), or a skip saying why not.
+
+    onnx2torch itself is imported by the converter behind a torchvision stub: found only."""
+    return helper_python(".venv-litert", "import importlib.util, litert_torch; "
+                                         "assert importlib.util.find_spec('onnx2torch'), 'no onnx2torch'")
+
+
+@pytest.fixture
+def tflite_model(shared_data, litert):
     return shared_data / TFLITE
 
 
@@ -80,9 +74,7 @@ def test_the_variant_takes_engine_batches_and_says_accuracy_cannot_be_scored(
     assert 0 < info["input_conversion_ms"] < 100
 
 
-def test_without_a_tflite_model_or_a_converter_the_variant_is_skipped(variant_context):
-    if interpreter_class() is None:
-        pytest.skip("no TFLite runtime installed (ai-edge-litert or tflite-runtime)")
+def test_without_a_tflite_model_or_a_converter_the_variant_is_skipped(variant_context, litert):
     with pytest.raises(VariantSkipped, match=r"no \.tflite model given \(--tflite-model\) and no "
                                              r"converter environment \(--tflite-converter-python"):
         TfliteVariant().prepare(variant_context)
@@ -124,9 +116,7 @@ def test_an_int8_model_is_not_converted_and_the_variant_says_why(variant_context
         TfliteVariant().prepare(ctx)
 
 
-def test_a_converter_that_fails_is_an_error_with_its_own_line(variant_context):
-    if interpreter_class() is None:
-        pytest.skip("no TFLite runtime installed (ai-edge-litert or tflite-runtime)")
+def test_a_converter_that_fails_is_an_error_with_its_own_line(variant_context, litert):
     # The engine's own Python has neither onnx2torch nor litert-torch: a real failed conversion.
     ctx = dataclasses.replace(variant_context, tflite_converter_python=sys.executable)
     with pytest.raises(RuntimeError, match=r"TFLite conversion failed \(exit 1\): convert_tflite: "

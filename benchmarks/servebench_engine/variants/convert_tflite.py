@@ -8,15 +8,11 @@ exits 0, or prints one line "convert_tflite: error: ..." and exits 1.
 Route: ONNX -> onnx2torch (a torch.fx GraphModule) -> litert-torch -> .tflite. It starts from the
 ONNX file because the engine always has one, whereas a .pth needs the model's classes to unpickle.
 It runs in its own venv, never the engine's: litert-torch pulls jax, transformers and torchao, and
-onnx2tf (the TensorFlow route) pins numpy 1.26, onnx 1.19 and onnxruntime 1.23. That venv:
-
-    python3.11 -m venv VENV
-    VENV/bin/pip install torch==2.13.0+cpu litert-torch==0.10.0 onnx   # CPU torch: see below
-    VENV/bin/pip install --no-deps onnx2torch==1.5.15      # no torchvision: _stub_torchvision
-
-(torch+cpu comes from https://download.pytorch.org/whl/cpu; PyPI's torch wheel would add ~4 GB
-of CUDA libraries a converter never uses.) This file is standalone: it imports nothing from the
-engine, so it can be run from the copied benchmarks/ folder with VENV/bin/python.
+onnx2tf (the TensorFlow route) pins numpy 1.26, onnx 1.19 and onnxruntime 1.23. The Makefile
+builds that venv (`make .venv-litert/.installed`: LITERT_PACKAGES, then onnx2torch without its
+dependencies, so no torchvision: see _stub_torchvision). A CPU build of torch is enough and
+saves ~4 GB of CUDA libraries. This file is standalone: it imports nothing from the engine, so it
+can be run from the copied benchmarks/ folder with that venv's Python.
 
 The result takes NCHW float32 input, as the ONNX model did, so the tflite variant feeds it the
 engine's batches unchanged.
