@@ -51,22 +51,34 @@ class Dataset:
         }
 
 
+def resize_center_crop(im: Image.Image, size: int = SIZE) -> np.ndarray:
+    """An RGB image -> [size, size, 3] uint8 pixels: the short side to ``size``, centre crop.
+
+    The one preprocessing of the project: every variant and tool that looks at a photo goes
+    through here, so they all see the same pixels."""
+    w, h = im.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_long = int(size * long / short)
+    new_w, new_h = (size, new_long) if w <= h else (new_long, size)
+    if (new_w, new_h) != (w, h):
+        im = im.resize((new_w, new_h), Image.Resampling.BILINEAR)
+    top = int(round((new_h - size) / 2.0))
+    left = int(round((new_w - size) / 2.0))
+    return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def normalise(pixels: np.ndarray) -> np.ndarray:
+    """[H, W, 3] uint8 pixels -> [3, H, W] float32, ImageNet-normalised (torchvision's ToTensor
+    then Normalize)."""
+    arr = (np.asarray(pixels, dtype=np.float32) / 255.0 - MEAN) / STD
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
 def preprocess(path: Path) -> np.ndarray:
     """One image file -> CHW float32, ImageNet-normalised."""
     with Image.open(path) as im:
-        im = im.convert("RGB")
-        w, h = im.size
-        short, long = (w, h) if w <= h else (h, w)
-        new_long = int(SIZE * long / short)
-        new_w, new_h = (SIZE, new_long) if w <= h else (new_long, SIZE)
-        if (new_w, new_h) != (w, h):
-            im = im.resize((new_w, new_h), Image.Resampling.BILINEAR)
-        top = int(round((new_h - SIZE) / 2.0))
-        left = int(round((new_w - SIZE) / 2.0))
-        im = im.crop((left, top, left + SIZE, top + SIZE))
-        arr = np.asarray(im, dtype=np.float32) / 255.0
-    arr = (arr - MEAN) / STD
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+        pixels = resize_center_crop(im.convert("RGB"))
+    return normalise(pixels)
 
 
 def _class_dirs(split_dir: Path) -> list[Path]:

@@ -49,7 +49,7 @@ def test_a_session_that_did_not_run_the_openvino_ep_is_an_error(variant_context,
         pytest.skip("this onnxruntime really has the OpenVINO EP: no fallback to provoke")
     monkeypatch.setattr(ort, "get_available_providers", lambda: [OPENVINO_EP, "CPUExecutionProvider"])
 
-    with pytest.raises(ProviderMismatch, match="asked for OpenVINOExecutionProvider, onnxruntime ran"):
+    with pytest.raises(ProviderMismatch, match="requested OpenVINOExecutionProvider but onnxruntime runs"):
         OpenVinoVariant().load(variant_context)
 
 

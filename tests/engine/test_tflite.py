@@ -11,8 +11,9 @@ import onnxruntime as ort
 import pytest
 
 from servebench_engine.variants.base import VariantSkipped
-from servebench_engine.variants.tflite_variant import TfliteVariant, classify, interpreter_class
+from servebench_engine.variants.tflite_variant import TfliteVariant, interpreter_class
 from tests.support.helper_envs import helper_python
+from tests.support.tflite_classify import classify
 from tests.support.variant_context import preprocess, tiny_assets, variant_context  # noqa: F401
 
 TFLITE = "models/mobilenet_v2_1.0_224_quantized_1_default_1.tflite"

@@ -1,4 +1,4 @@
-"""A small, real Context for variant tests, independent of the engine's data and model modules.
+"""A small, real Context for variant tests, independent of the engine's model module.
 
 The model is a torchvision MobileNetV2 with an 11-class head and random weights. Straight from
 its initialiser, in eval mode, its logits are ~1e-10 and every image gets the same class (the
@@ -7,9 +7,8 @@ so nothing could tell a faithful quantisation from a broken one. Two forward pas
 mode give BatchNorm real statistics: still random weights, but logits of order 0.1 that differ
 per image.
 
-Images are synthetic: a colour per class plus noise, written as JPEGs (for the variants that do
-their own preprocessing) and preprocessed here as the engine does (Resize 224, CenterCrop 224,
-ImageNet normalisation, NCHW float32).
+Images are synthetic: a colour per class plus noise, written as JPEGs (for the variants that read
+files) and preprocessed by the engine's one preprocessing function (data.preprocess).
 """
 
 from __future__ import annotations
@@ -22,25 +21,9 @@ import numpy as np
 import pytest
 
 from servebench_engine.context import Context, Split
+from servebench_engine.data import preprocess
 
 NUM_CLASSES = 11
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-
-def preprocess(path: Path) -> np.ndarray:
-    """Resize the short side to 224, centre-crop 224, normalise: [3, 224, 224] float32."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        scale = 224 / min(im.size)
-        im = im.resize((max(224, round(im.width * scale)), max(224, round(im.height * scale))),
-                       Image.BILINEAR)
-        left, top = (im.width - 224) // 2, (im.height - 224) // 2
-        im = im.crop((left, top, left + 224, top + 224))
-        pixels = np.asarray(im, dtype=np.float32) / 255.0
-    return ((pixels - MEAN) / STD).transpose(2, 0, 1)
 
 
 def synthetic_split(root: Path, per_class: int, seed: int) -> Split:

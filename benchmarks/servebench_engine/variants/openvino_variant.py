@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .base import ProviderMismatch, Served, Variant, VariantSkipped
+from .base import Served, Variant, VariantSkipped
+from .onnx_runtime import open_session, served_from, session_options
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..context import Context
@@ -42,22 +43,14 @@ class OpenVinoVariant(Variant):
         ep_options = {"device_type": "CPU"}
         if ctx.threads:
             ep_options["num_of_threads"] = str(ctx.threads)
-        session = ort.InferenceSession(str(ctx.model_onnx), providers=[(OPENVINO_EP, ep_options)])
-        active = list(session.get_providers())
-        if active[0] != OPENVINO_EP:
-            raise ProviderMismatch(f"asked for {OPENVINO_EP}, onnxruntime ran {active}")
-        name = session.get_inputs()[0].name
-        return Served(
-            infer=lambda x: session.run(None, {name: x})[0],
-            model_path=ctx.model_onnx,
-            providers_requested=[OPENVINO_EP],
-            providers_active=active,
-            info={
-                "route": f"onnxruntime {ort.__version__} {OPENVINO_EP} (CPU)",
-                "runtime": "onnxruntime-openvino",
-                "ep_options": ep_options,
-            },
-        )
+        providers = [(OPENVINO_EP, ep_options)]
+        # ORT's default optimisation level, as onnxruntime-openvino users get it; the guard in
+        # open_session turns a silent fallback to the CPU EP into an error record.
+        session = open_session(ctx.model_onnx, providers, session_options("all", None))
+        return served_from(session, ctx.model_onnx, providers, {
+            "route": f"onnxruntime {ort.__version__} {OPENVINO_EP} (CPU)",
+            "runtime": "onnxruntime-openvino",
+        })
 
     def _load_runtime(self, ctx: "Context", openvino) -> Served:
         core = openvino.Core()

@@ -26,14 +26,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..data import MEAN, STD
 from .base import Served, Variant, VariantSkipped
 from .helper_process import HelperFailed, absolute_python, run_relaying
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..context import Context
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(1, 3, 1, 1)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(1, 3, 1, 1)
+# The engine's normalisation (data.py), shaped for NCHW batches: undone for NHWC pixel models.
+IMAGENET_MEAN = MEAN.reshape(1, 3, 1, 1)
+IMAGENET_STD = STD.reshape(1, 3, 1, 1)
 CONVERTER_SCRIPT = Path(__file__).with_name("convert_tflite.py")
 CONVERT_TIMEOUT_S = 600  # seen here: 16-20 s for MobileNetV2 on 2 cores
 
@@ -71,10 +73,6 @@ class TfliteModel:
         self.max_batch = None if int(signature[0]) == -1 else shape[0]
         self.num_classes = int(self.output_details["shape"][-1])
         self._batch = shape[0]
-
-    def run_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """NHWC pixels in [0, 255] (float) -> float scores [N, classes]."""
-        return self._run(self._from_pixels(pixels))
 
     def run_engine_batch(self, images: np.ndarray) -> np.ndarray:
         """NCHW ImageNet-normalised float32 (the engine's batches) -> float scores."""
@@ -211,33 +209,3 @@ def convert(ctx: "Context") -> tuple[Path, dict[str, object]]:
     ctx.log(f"converted to {out.name}: {result['size_bytes']:,} bytes in {result['seconds']:.1f} s, "
             f"max |diff| vs the source {result['max_abs_diff']:.2g}")
     return out, result
-
-
-def classify(image_path: Path | str, model_path: Path | str, labels_path: Path | str) -> tuple[int, str, float]:
-    """Top-1 of a .tflite image classifier on one photo: (index, label, score).
-
-    The photo is resized (short side to the model's size) and centre-cropped; the labels file
-    has one label per line, optionally led by its index ("89 macaw")."""
-    from PIL import Image
-
-    model = TfliteModel(Path(model_path))
-    height, width = model.image_size
-    with Image.open(image_path) as im:
-        im = im.convert("RGB")
-        scale = max(width / im.width, height / im.height)
-        im = im.resize((max(width, round(im.width * scale)), max(height, round(im.height * scale))),
-                       Image.BILINEAR)
-        left, top = (im.width - width) // 2, (im.height - height) // 2
-        pixels = np.asarray(im.crop((left, top, left + width, top + height)), dtype=np.float32)
-    if model.channels_last:
-        scores = model.run_pixels(pixels[None])[0]
-    else:
-        normalised = (pixels.transpose(2, 0, 1)[None] / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-        scores = model.run_engine_batch(normalised.astype(np.float32))[0]
-    index = int(scores.argmax())
-    lines = Path(labels_path).read_text(encoding="utf-8").splitlines()
-    if index >= len(lines):
-        raise ValueError(f"{labels_path} has {len(lines)} labels, the model predicted index {index}")
-    head, _, rest = lines[index].strip().partition(" ")
-    label = rest.strip() if head.isdigit() and rest.strip() else lines[index].strip()
-    return index, label, float(scores[index])
