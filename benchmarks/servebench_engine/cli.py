@@ -3,23 +3,28 @@
 Everything the user gives is checked before --out is touched (model, data, variant ids, paths),
 so bad input leaves no half-made result folder: one line ``error: ...`` and exit status 2.
 Exit 0 means the suite ran, even if some variants recorded errors (the records say why);
-130 means it was interrupted (suite.json says so).
+3 a file could not be read or written (the line names it); 130 interrupted by Ctrl-C, 143 by
+SIGTERM (suite.json says interrupted, the finished records stay, temporary folders go).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from . import data as data_mod
-from .errors import EngineError, InputError
+from .errors import EngineError, InputError, OutputError, Terminated
 from .model import PreparedModel, prepare_model
 from .profiles import PROFILES
+from .results import copy_atomic
 from .suite import ARTIFACTS, SuiteConfig, run_suite
 from .variants import GROUPS, REGISTRY, resolve_selection
 
@@ -52,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "and cold start, written as one JSON record per variant plus suite.json.",
         epilog="Variants (--list-variants): " + ", ".join(REGISTRY) + ". Groups: all; cpu (all "
                f"but {', '.join(GROUPS['gpu'])}); gpu. Exit status: 0 the suite ran (variant "
-               "errors are in their records), 2 bad input (nothing written), 130 interrupted.",
+               "errors are in their records), 2 bad input (nothing written), 3 a file could not be "
+               "read or written (the message names it), 130 interrupted, 143 terminated "
+               "(SIGTERM; finished records kept).",
     )
     p.add_argument("--model", type=Path, metavar="PATH",
                    help="the model: a .onnx (input [N,3,224,224] float32) or a .pth holding the "
@@ -190,13 +197,13 @@ def export_only(model_arg: Path | None, dest: Path) -> int:
         raise InputError(f"--export-only {dest} is a directory; give the .onnx file to write")
     if not dest.parent.is_dir():
         raise InputError(f"--export-only {dest}: folder {dest.parent} does not exist")
+    if not os.access(dest.parent, os.W_OK):
+        raise InputError(f"--export-only {dest}: folder {dest.parent} is not writable")
     with tempfile.TemporaryDirectory(prefix="servebench-") as tmp:
         _say(f"model: {model_arg or 'random-init MobileNetV2 (no --model given)'}...")
         model = prepare_model(model_arg, Path(tmp))
-        # Copy beside the destination, then rename: a reader never sees half a model.
-        partial = dest.with_name(f".{dest.name}.partial")
-        shutil.copyfile(model.onnx_path, partial)
-        os.replace(partial, dest)
+        # A reader never sees half a model (a full disk leaves none).
+        copy_atomic(model.onnx_path, dest)
     _say(f"exported {dest} ({model.num_classes} classes, "
          f"{'RANDOM' if model.random_weights else 'given'} weights)")
     return 0
@@ -206,18 +213,45 @@ def _keep_export(model: PreparedModel, staging: Path, artifacts: Path) -> Prepar
     """An ONNX exported here is an artifact of the run: move it next to the others."""
     if model.onnx_path.parent != staging:
         return model
-    dest = artifacts / model.onnx_path.name
-    shutil.move(str(model.onnx_path), dest)
+    dest = copy_atomic(model.onnx_path, artifacts / model.onnx_path.name)
+    model.onnx_path.unlink()
     model.onnx_path = dest
     return model
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (``timeout`` in the benchmark role, a stopped job) unwinds like Ctrl-C: the
+    suite marks itself interrupted and the temporary folders are removed on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        return run(argv)
+        with _sigterm_interrupts():
+            return run(argv)
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return e.exit_code
+    except OSError as e:
+        error = OutputError.from_os_error(e)
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return error.exit_code
+    except Terminated:
+        print("error: terminated (SIGTERM); the records finished before are kept",
+              file=sys.stderr, flush=True)
+        return Terminated.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr, flush=True)
         return 130

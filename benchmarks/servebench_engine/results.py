@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 import os
+import shutil
 import tempfile
 import traceback
 from pathlib import Path
@@ -38,14 +39,32 @@ def write_json_atomic(path: Path, obj: Any) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # a failed write() names no file: say which one
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def copy_atomic(src: Path, dest: Path) -> Path:
+    """Copy ``src`` to ``dest`` through a temporary name beside it: a full disk leaves the old
+    file or none, never a truncated one under the final name."""
+    dest = Path(dest)
+    tmp = dest.with_name(f".{dest.name}.partial")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(dest)
+        raise
+    return dest
 
 
 def jsonable(obj: Any) -> Any:

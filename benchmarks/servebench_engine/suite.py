@@ -2,8 +2,8 @@
 
 Per variant: prepare (make artifacts, untimed) -> load + first inference (cold start) ->
 accuracy on the evaluation split -> single-sample latency -> batch throughput. A variant that
-raises gets an error record and the next one runs; only KeyboardInterrupt stops the suite
-(suite.json then says ``interrupted``).
+raises gets an error record and the next one runs; only KeyboardInterrupt (or SIGTERM) stops the
+suite (suite.json then says ``interrupted``), and an OSError writing a record (``failed``).
 """
 
 from __future__ import annotations
@@ -210,8 +210,18 @@ def run_suite(cfg: SuiteConfig, model: PreparedModel, dataset: Dataset,
             }
             results.write_record(suite_path, summary)
     except KeyboardInterrupt:
+        # SIGTERM arrives here too (errors.Terminated): the finished records stay valid.
         summary.update(status="interrupted", finished_at=results.now_iso())
         results.write_record(suite_path, summary)
+        raise
+    except OSError as exc:
+        # A full disk may refuse this write as well; the error line still names the path.
+        summary.update(status="failed", finished_at=results.now_iso(),
+                       reason=f"{exc.filename}: {exc.strerror or exc}")
+        try:
+            results.write_record(suite_path, summary)
+        except OSError:
+            pass
         raise
     summary.update(status="complete", finished_at=results.now_iso())
     results.write_record(suite_path, summary)
