@@ -25,6 +25,15 @@ from typing import Any, Iterator, Mapping, Sequence
 from .errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
+# What ansible-playbook may see of the caller's environment: the rest (OS_* credentials above
+# all) stays out of it, out of its tasks' environment and out of runner/command on disk.
+PASSED_ENV = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+    "SSH_AUTH_SOCK", "VIRTUAL_ENV", "PYTHONPATH", "http_proxy", "https_proxy", "no_proxy",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE",
+    "PIP_CONFIG_FILE", "FOOD11_DATA_DIR",
+})
+PASSED_ENV_PREFIXES = ("LC_", "ANSIBLE_", "SERVEBENCH_")
 TESTBED_GROUPS = ("gpu_servers", "cpu_servers", "edge_devices")
 ARTIFACT_IDENT = "runner"
 
@@ -114,6 +123,12 @@ def inventory_scope(inventory: Sequence[Path], repo: Path = REPO) -> str:
     return "chi" if any(has_hosts(g) for g in TESTBED_GROUPS) else "local"
 
 
+def passed_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``environ`` a playbook run gets (PASSED_ENV and its prefixes)."""
+    return {k: v for k, v in environ.items()
+            if k in PASSED_ENV or k.startswith(PASSED_ENV_PREFIXES)}
+
+
 def _free_ident(artifact_root: Path) -> str:
     """``runner``, or ``runner-2``, ``-3``... when a stage of the same run is run again."""
     ident, n = ARTIFACT_IDENT, 1
@@ -143,7 +158,7 @@ def run_playbook(
     ``bench.yml`` without ``run_id`` in ``extravars`` gets a new run id and its artifacts go to
     ``<results_dir>/<run-id>/runner/``; any other playbook needs ``artifact_dir``.
     """
-    import ansible_runner
+    import ansible_runner.interface
 
     repo = Path(repo).resolve()
     playbook_path = (repo / playbook).resolve()
@@ -170,6 +185,7 @@ def run_playbook(
 
     # ansible-playbook from the same environment as this Python, and the repo's ansible.cfg.
     env = {
+        **passed_env(os.environ),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "ANSIBLE_CONFIG": str(repo / "ansible.cfg"),
         "ANSIBLE_FORCE_COLOR": "0",
@@ -180,7 +196,7 @@ def run_playbook(
 
     # private_data_dir only carries ansible-runner's own env/ files for this call.
     with tempfile.TemporaryDirectory(prefix="servebench-runner-") as private:
-        result = ansible_runner.run(
+        result = ansible_runner.interface.init_runner(
             private_data_dir=private,
             project_dir=str(repo),
             playbook=str(playbook_path),
@@ -194,7 +210,14 @@ def run_playbook(
             envvars=env,
             quiet=quiet,
             timeout=timeout,
+            # Facts stay in memory: a jsonfile cache would put every host's facts on disk.
+            fact_cache_type="memory",
         )
+        # ansible-runner seeds the child's environment with all of ours: keep only what we
+        # chose plus the variables ansible-runner sets for itself.
+        result.config.env = {k: v for k, v in result.config.env.items()
+                             if k in env or k not in os.environ}
+        result.run()
     return PlaybookRun(rc=int(result.rc), status=str(result.status),
                        artifact_dir=artifact_root / ident, run_id=run_id,
                        stats=dict(result.stats or {}))
