@@ -80,10 +80,3 @@ PROFILES: dict[str, Profile] = {
         synthetic_per_class=2,
     ),
 }
-
-
-def get_profile(name: str) -> Profile:
-    try:
-        return PROFILES[name]
-    except KeyError:
-        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None

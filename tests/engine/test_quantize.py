@@ -143,3 +143,14 @@ def test_exclusion_schedule_grows_from_the_ends_then_by_sensitivity():
 def test_tolerance_outside_zero_one_is_refused():
     with pytest.raises(ValueError, match="tolerance must be in"):
         Int8StaticAggressive(tolerance=1.5)
+
+
+def test_a_profile_without_a_tuning_budget_is_refused_not_given_another_profiles_budget():
+    import dataclasses
+
+    from servebench_engine.profiles import PROFILES
+    from servebench_engine.variants.quantize_common import budget_for
+
+    assert budget_for(PROFILES["smoke"]).max_trials == 2
+    with pytest.raises(ValueError, match="no INT8 tuning budget for profile 'custom'"):
+        budget_for(dataclasses.replace(PROFILES["quick"], name="custom"))

@@ -22,6 +22,7 @@ import pytest
 
 from servebench_engine.context import Context, Split
 from servebench_engine.data import preprocess
+from servebench_engine.profiles import PROFILES
 
 NUM_CLASSES = 11
 
@@ -102,7 +103,7 @@ def _build_assets(root: Path) -> SimpleNamespace:
 def make_context(assets, workdir: Path, **overrides) -> Context:
     fields = dict(
         workdir=workdir,
-        profile=SimpleNamespace(name="quick"),
+        profile=PROFILES["quick"],
         model_onnx=assets.onnx,
         model_is_quantized=False,
         num_classes=NUM_CLASSES,
