@@ -4,11 +4,12 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
-# Intel Neural Compressor's ONNX API needs numpy<2 and onnx 1.16 (DESIGN.md): its own env.
+# Intel Neural Compressor's ONNX API needs numpy<2 and onnx 1.16 (docs/DESIGN.md): its own env.
 INC_VENV := .venv-inc
 INC_PACKAGES := neural-compressor==3.7.1 "numpy<2" six onnx==1.16.2 onnxruntime==1.19.2
 # The TFLite converter (onnx2torch + litert-torch) pulls a second torch and jax: its own env too.
-# torch 2.13.0 is the CPU build where pip finds the local wheel (this workplace's machines);
+# The converter needs torch on the CPU only; 2.13.0 is the release its tests convert and check
+# with (any torch litert-torch 0.10 supports would do, apart from .venv's, which torchvision pins);
 # onnx2torch without its deps, which would add torchvision (the converter never uses it).
 LITERT_VENV := .venv-litert
 LITERT_PACKAGES := torch==2.13.0 litert-torch==0.10.0 onnx==1.23.2

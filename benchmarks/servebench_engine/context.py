@@ -30,7 +30,7 @@ class Context:
     data_synthetic: bool
     # Builds a fresh torch.nn.Module in eval mode; None when only an .onnx was given.
     torch_model: Callable[[], Any] | None = None
-    # Python of the Neural Compressor environment (DESIGN.md: it needs numpy<2, onnx 1.16).
+    # Python of the Neural Compressor environment (docs/DESIGN.md: it needs numpy<2, onnx 1.16).
     quantizer_python: str | None = None
     tflite_model: Path | None = None
     # Python of the TFLite converter's environment (onnx2torch + litert-torch), used when no

@@ -22,7 +22,7 @@ def test_defaults_are_the_shipped_file():
 
 
 def test_shipped_targets_are_designs():
-    """The numbers DESIGN.md sets for the three options, with its strict/inclusive wording."""
+    """The numbers docs/DESIGN.md sets for the three options, with its strict/inclusive wording."""
     got = {t.id: (t.judged_on, {c.key: (v, c.symbol) for c, v in t.criteria})
            for t in load_targets(SHIPPED).targets}
     assert got == {

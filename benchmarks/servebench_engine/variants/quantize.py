@@ -4,7 +4,7 @@ The static variants try two routes, in order, and record the one that made the s
 
 1. Intel Neural Compressor (``quantization.fit``, static QOperator, absolute accuracy criterion)
    in its own environment (``ctx.quantizer_python``), run as a subprocess on
-   ``quantize_inc.py``: its ONNX support needs numpy<2 and onnx 1.16 (DESIGN.md).
+   ``quantize_inc.py``: its ONNX support needs numpy<2 and onnx 1.16 (docs/DESIGN.md).
 2. ``onnxruntime.quantization.quantize_static`` (QDQ, per-channel weights) driven by our own
    accuracy-aware loop: quantise everything; then keep the first and last weighted layers in
    fp32; then also keep the layers that quantisation hurts most (ranked once, by the

@@ -1,7 +1,7 @@
 """Accuracy-aware static INT8 quantisation with Intel Neural Compressor, as a standalone script.
 
 Neural Compressor's ONNX support (3.7.x) needs numpy<2 and onnx 1.16, which the engine's own
-environment cannot have (DESIGN.md), so the engine runs this file with the Python of the
+environment cannot have (docs/DESIGN.md), so the engine runs this file with the Python of the
 quantiser's environment. It therefore imports nothing from servebench_engine: arguments in,
 a quantised model and a JSON result out.
 
