@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from .http import ApiError
 from .sites import Reservable, SiteSpec
 from .sshhosts import SshHosts, port_free
+from .zunshell import Shell
 
 
 @dataclass
@@ -35,6 +36,11 @@ class Timing:
     steps_per_poll: int = 2
     seconds_per_step: float | None = None
     hang_seconds: float = 10.0
+    # CHI@Edge's Zun ([k8s] execute_timeout): an exec answers exit_code null past it. The Docker
+    # backing waits this long for real; in memory a slow command (apt-get) "takes" longer.
+    exec_timeout_s: float = 5.0
+    # In memory, a background job with a slow command finishes this many execs after its start.
+    slow_exec_polls: int = 2
 
 
 CONTAINER_STATES = ("Creating", "Created", "Running")
@@ -148,6 +154,8 @@ class Container(Tracked):
     authorized_keys: list[str] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
     executed: list[str] = field(default_factory=list)
+    shell: object = None  # zunshell.Shell, in memory; None with the Docker backing
+    restarts: int = 0
 
 
 @dataclass
@@ -220,6 +228,8 @@ class State:
         self.ports: dict[str, Port] = {}
         self.keypairs: dict[str, Keypair] = {}
         self._ips = itertools.count(10)
+        # Packages a container's package manager cannot find (a broken mirror), for tests.
+        self.unavailable_packages: set[str] = set()
 
     # -- clock -------------------------------------------------------------------------------
 
@@ -437,20 +447,27 @@ class State:
                 self.delete_port(port)
             self.containers.pop(container.id, None)
 
-    def execute(self, container: Container, command: str) -> tuple[str, int]:
-        """Zun ``execute``: record the command, act on the few that make a container an SSH host."""
+    def execute(self, container: Container, command: str) -> tuple[str, int | None]:
+        """Zun ``execute`` through the container's small shell (``zunshell``): (output, exit
+        code), the code None when the command runs past Zun's execute timeout."""
         with self.lock:
             container.executed.append(command)
-            if INSTALL_SSHD_RE.search(command):
-                container.packages.add("openssh-server")
-            if "authorized_keys" in command:
-                self._authorize_from_command(container, command)
-            if _starts_sshd(command):
-                if "openssh-server" not in container.packages:
-                    return "sh: 1: sshd: not found\n", 127
-                container.sshd_running = True
-                self._sync_ssh_for_port(container.port_id)
-            return "", 0
+            if container.shell is None:
+                container.shell = Shell(_Effects(self, container))
+            outcome = container.shell.execute(command, self.timing.slow_exec_polls)
+            return outcome.output, (None if outcome.slow else outcome.code)
+
+    def restart_container(self, container: Container) -> None:
+        """A pod restart: same container, port and address, a fresh file system, no sshd."""
+        with self.lock:
+            container.restarts += 1
+            container.packages.clear()
+            container.files.clear()
+            container.authorized_keys.clear()
+            container.sshd_running = False
+            if container.shell is not None:
+                container.shell.reset()
+            self._sync_ssh_for_port(container.port_id)
 
     def _authorize_from_command(self, container: Container, command: str) -> None:
         """``echo <key> >> .../authorized_keys``, or ``cat <uploaded file> >> ...``."""
@@ -574,6 +591,46 @@ class State:
                 "keypairs": [{"id": r.id, "name": r.name, "site": r.site}
                              for r in self.keypairs.values()],
             }
+
+
+class _Effects:
+    """What a command in an in-memory container changes (see ``zunshell.Shell``)."""
+
+    def __init__(self, state: State, container: Container):
+        self.state, self.container = state, container
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        return self.container.files
+
+    def package_command(self, command: str) -> tuple[str, int]:
+        missing = [p for p in self.state.unavailable_packages if " install " in f" {command} "
+                   and re.search(rf"\b{re.escape(p)}\b", command)]
+        if missing:
+            return f"E: Unable to locate package {missing[0]}\n", 100
+        if INSTALL_SSHD_RE.search(command):
+            self.container.packages.add("openssh-server")
+        return "", 0
+
+    @staticmethod
+    def starts_sshd(command: str) -> bool:
+        return _starts_sshd(command)
+
+    def start_sshd(self) -> tuple[str, int]:
+        if "openssh-server" not in self.container.packages:
+            return "sh: 1: sshd: not found\n", 127
+        self.container.sshd_running = True
+        self.state._sync_ssh_for_port(self.container.port_id)
+        return "", 0
+
+    def wrote(self, path: str) -> None:
+        if path.endswith("/authorized_keys"):
+            text = self.container.files[path].decode(errors="replace")
+            self.state._add_container_keys(self.container, [m.group(0) for m in PUBKEY_RE.finditer(text)])
+
+    def other_command(self, command: str) -> None:
+        if "authorized_keys" in command:
+            self.state._authorize_from_command(self.container, command)
 
 
 def _exposes_ssh(exposed_ports: dict) -> bool:

@@ -110,7 +110,11 @@ def delete_container(call: Call) -> Reply:
     container = _container(call)
     force = call.query.get("force", "").lower() == "true"
     stop = call.query.get("stop", "").lower() == "true"
-    if state.observe_container(container, poll=False).status == "Running" and not (force or stop):
+    if force:
+        # Upstream Zun's default policy (container:delete_force): admins only.
+        raise ApiError(403, "Policy doesn't allow container:delete_force to be performed.",
+                       "Forbidden")
+    if state.observe_container(container, poll=False).status == "Running" and not stop:
         raise ApiError(409, f"Cannot delete container {container.id} in Running state.", "Conflict")
     state.delete_container(container)
     return _reply(204)

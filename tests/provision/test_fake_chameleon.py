@@ -147,7 +147,8 @@ def test_edge_container_becomes_an_ssh_host_through_execute_and_upload(
     # sshd cannot start before openssh-server is installed.
     output, code = container.execute("/usr/sbin/sshd")
     assert code == "127" and "not found" in output
-    assert container.execute("apt-get install -y openssh-server")[1] == "0"
+    # CHI@Edge's Zun stops waiting after 5 s: apt-get reports no exit code, and goes on.
+    assert container.execute("apt-get install -y openssh-server")[1] == "None"  # str()ed by chi
     public_key = fake.ssh_key.with_suffix(".pub").read_text()
     if key_delivery == "authorized_keys upload":
         (tmp_path / "authorized_keys").write_text(public_key)
@@ -161,7 +162,9 @@ def test_edge_container_becomes_an_ssh_host_through_execute_and_upload(
     execs = [dict(r.query)["command"] for r in fake.requests_to("POST", r"/execute$")]
     assert execs[-1] == "sh -c 'mkdir -p /run/sshd && /usr/sbin/sshd'"
 
-    container.delete()
+    with pytest.raises(Exception, match="403"):
+        container.delete()  # python-chi sends force=True: admin-only in Zun's default policy
+    chi.container.destroy_container(container.id, stop=True)
     assert list(fake.leaked()) == ["leases", "floating_ips"]  # Container.delete keeps the address
     chi.network.deallocate_floating_ip(address)
     lease.delete()
@@ -236,7 +239,7 @@ def test_states_move_one_per_poll_when_asked(fake_chameleon, zun_takes_device_pr
                                     hints={"reservation": lease.device_reservations[0]["id"]})
     seen = [created.status] + [zun.containers.get(created.uuid).status for _ in range(3)]
     assert seen == ["Creating", "Created", "Running", "Running"]
-    zun.containers.delete(created.uuid, force=True)
+    zun.containers.delete(created.uuid, stop=True)
     lease.delete()
     assert not fake.leaked()
 
@@ -324,7 +327,7 @@ def test_error_states_are_seen_by_the_client(fake_chameleon, zun_takes_device_pr
                                         reservation_id=lease.device_reservations[0]["id"])
     container.submit(wait_for_active=True, wait_timeout=20, show=None)
     assert container.status == "Error"
-    container.delete()
+    chi.container.destroy_container(container.id)  # not Running: no stop, no force
     lease.delete()
     assert not fake.leaked()
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from . import lease
+from . import container, lease
 from .cloud import short
 from .ssh import SshTarget, run_command
 from .state import State
@@ -57,9 +57,26 @@ def report(state: State, say: Callable[[str], None]) -> bool:
         ok, why = run_command(target, timeout_s=10)
         say(f"  ssh {target.describe()}: {'answers' if ok else f'does not answer ({why})'}")
         healthy &= ok
+        if not ok:
+            _explain_container(state, say)
     else:
         say("  ssh: not set up yet (chi-up did not finish)")
         healthy = False
     if state.data.get("inventory"):
         say(f"  inventory: {state.data['inventory']}")
     return healthy
+
+
+def _explain_container(state: State, say: Callable[[str], None]) -> None:
+    """Why an edge container does not answer SSH: a pod restart leaves a fresh file system."""
+    for entry in [e for e in state.of_kind("container") if e.get("id")]:
+        try:
+            found = container.bootstrap_state(entry["id"])
+        except Exception as exc:  # noqa: BLE001 -- a status line, not a failure
+            say(f"  container {entry.get('name')}: cannot look inside ({short(exc, 120)})")
+            continue
+        if found == "absent":
+            say(f"  container {entry.get('name')}: its file system was reset (a pod restart "
+                "drops sshd and the key); chi-up with the same --name sets SSH up again")
+        else:
+            say(f"  container {entry.get('name')}: SSH bootstrap {found}")

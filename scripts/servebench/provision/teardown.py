@@ -103,7 +103,10 @@ def _delete(entry: dict) -> None:
 
     kind, ident = entry["kind"], entry["id"]
     if kind == "container":
-        destroy_container(ident, force=True)
+        # force=True is admin-only under Zun's default policy (403 for a project member), and
+        # python-chi's Container.delete() sends it; stop=True is the owner's way. Should even
+        # that be refused, the lease's deletion (later in this pass) takes the container with it.
+        destroy_container(ident, stop=True)
     elif kind == "server":
         delete_server(ident)
     elif kind == "floating_ip":

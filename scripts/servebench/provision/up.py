@@ -151,8 +151,11 @@ class Provisioner:
         fip = self.ensure_floating_ip(instance_id)
         target = SshTarget(fip.address, plan.ssh_user, plan.ssh_port, plan.key)
         if plan.site.is_edge and not run_command(target, timeout_s=5)[0]:
+            # A new container, or a reused one whose pod restarted with a fresh file system.
             self._do("bootstrapping SSH in the container", container.bootstrap_ssh,
-                     instance_id, plan.public_key, self.say)
+                     instance_id, plan.public_key, self.say, timeout_s=plan.waits["ssh"])
+            # A rebuilt file system has new host keys: the pinned one would refuse it.
+            (plan.state_path.parent / f"known_hosts-{plan.name}").unlink(missing_ok=True)
         self.step = f"waiting for SSH on {target.describe()}"
         self.say(self.step)
         wait_ssh(target, plan.waits["ssh"], self.say)
