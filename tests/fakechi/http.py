@@ -54,6 +54,7 @@ class Call:
     params: dict[str, str]  # named groups of the route's pattern
     token: dict | None = None  # the token record the request authenticated with
     fates: list[str] = field(default_factory=list)  # "error_state" / "never_active" injected here
+    raw: bytes = b""  # the body as sent (an OAuth token request is a form, not JSON)
 
     @property
     def project_id(self) -> str:
@@ -103,6 +104,10 @@ def _keystone_error(status: int, message: str, name: str | None) -> Any:
     return {"error": {"code": status, "message": message, "title": name or "Error"}}
 
 
+def _oauth_error(status: int, message: str, name: str | None) -> Any:
+    return {"error": name or "invalid_request", "error_description": message}
+
+
 Handler = Callable[[Call], Reply]
 
 
@@ -126,6 +131,7 @@ class Service:
         "container": _zun_error,
         "identity": _keystone_error,
         "resources": _keystone_error,
+        "oauth": _oauth_error,
     }
 
     def __init__(self, service_type: str, prefix: str):
@@ -214,7 +220,8 @@ class SiteHandler(BaseHTTPRequestHandler):
         except ValueError:
             return render(400, service.error_body(400, "Malformed JSON body", "BadRequest"))
         call = Call(fake=fake, site=site, method=self.command, path=path, query=query, body=body,
-                    headers={k.lower(): v for k, v in self.headers.items()}, params=params)
+                    headers={k.lower(): v for k, v in self.headers.items()}, params=params,
+                    raw=raw)
         try:
             fault = fake.faults.take(self.command, path, site)
             if fault is not None:
@@ -223,6 +230,9 @@ class SiteHandler(BaseHTTPRequestHandler):
                     return render(early[0], service.error_body(*early))
             if route.authenticated:
                 call.token = fake.keystone_tokens.check(call.headers.get("x-auth-token"))
+                if call.token["project_id"] is None:  # unscoped: good for rescoping only
+                    raise ApiError(401, "The request you have made requires authentication.",
+                                   "Unauthorized")
             # One request at a time past this point (hangs wait above): routes read and change
             # several tables, and are quick.
             with fake.state.lock:

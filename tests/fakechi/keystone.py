@@ -47,14 +47,20 @@ class Identity:
     project_name: str
     app_cred_id: str
     app_cred_secret: str
+    oidc_client_secret: str
     domain_name: str = "chameleon"
+    # Chameleon's openrc: its Keycloak ("chameleon" realm) federated to Keystone over OpenID.
+    oidc_client_id: str = "keystone-fake-prod"
+    identity_provider: str = "chameleon"
+    protocol: str = "openid"
 
     @classmethod
     def make(cls, project_name: str) -> "Identity":
         return cls(user_id=secrets.token_hex(16), user_name="servebench-tester",
                    password="pw-" + secrets.token_urlsafe(18), project_id=secrets.token_hex(16),
                    project_name=project_name, app_cred_id=secrets.token_hex(16),
-                   app_cred_secret="acs-" + secrets.token_urlsafe(24))
+                   app_cred_secret="acs-" + secrets.token_urlsafe(24),
+                   oidc_client_secret="ocs-" + secrets.token_urlsafe(24))
 
 
 class Tokens:
@@ -62,9 +68,10 @@ class Tokens:
         self._lock = threading.Lock()
         self._tokens: dict[str, dict] = {}
 
-    def issue(self, identity: Identity, methods: list[str]) -> tuple[str, dict]:
+    def issue(self, identity: Identity, methods: list[str], scoped: bool = True) -> tuple[str, dict]:
         token = "gAAAAA" + secrets.token_urlsafe(48)
-        record = {"user_id": identity.user_id, "project_id": identity.project_id,
+        record = {"user_id": identity.user_id,
+                  "project_id": identity.project_id if scoped else None,
                   "methods": methods, "issued": time.time(),
                   "expires": time.time() + TOKEN_LIFETIME_S}
         with self._lock:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tests.support.sshd import make_keypair
 
-from . import blazar, glance, keystone, neutron, nova, zun
+from . import blazar, glance, keystone, neutron, nova, oidc, zun
 from .faults import FaultBook, Injection
 from .http import RequestRecord, Router, SiteHandler, Stopping
 from .sites import PUBLIC_NETWORK, SiteSpec, default_sites
@@ -34,7 +34,7 @@ from .state import Flavor, Image, Network, SiteState, State, Timing, new_id
 KEYSTONE_PORT = 5000
 FIP_BLOCK = 40  # floating IPs per site
 ROUTER = Router([keystone.IDENTITY, nova.NOVA, neutron.NEUTRON, glance.GLANCE, blazar.BLAZAR,
-                 zun.ZUN, keystone.RESOURCES])
+                 zun.ZUN, oidc.KEYCLOAK, keystone.RESOURCES])
 
 
 class _SiteServer(ThreadingHTTPServer):
@@ -65,6 +65,7 @@ class FakeChameleon:
         self.timing = timing or Timing()
         self.identity = keystone.Identity.make(project_name)
         self.keystone_tokens = keystone.Tokens()
+        self.oidc_tokens = oidc.AccessTokens()
         self.faults = FaultBook(self.timing.hang_seconds)
         self.router = ROUTER
         self.stopping = Stopping()
@@ -194,10 +195,26 @@ class FakeChameleon:
         return env
 
     @property
+    def oidc_env(self) -> dict[str, str]:
+        """The same as ``env``, logging in as Chameleon's own openrc does (``v3oidcpassword``
+        through Keycloak and Keystone federation)."""
+        env = {k: v for k, v in self.env.items() if not k.startswith("OS_APPLICATION_CREDENTIAL")}
+        ident = self.identity
+        env.update({"OS_AUTH_TYPE": "v3oidcpassword", "OS_USERNAME": ident.user_name,
+                    "OS_PASSWORD": ident.password, "OS_IDENTITY_PROVIDER": ident.identity_provider,
+                    "OS_PROTOCOL": ident.protocol, "OS_CLIENT_ID": ident.oidc_client_id,
+                    "OS_CLIENT_SECRET": ident.oidc_client_secret,
+                    "OS_DISCOVERY_ENDPOINT": oidc.discovery_url(self),
+                    "OS_ACCESS_TOKEN_TYPE": "access_token", "OS_PROJECT_DOMAIN_NAME": "chameleon"})
+        return env
+
+    @property
     def secrets(self) -> list[str]:
         """Every secret the fake accepted or issued: password, application-credential secret,
         tokens. Grep outputs, logs and files for these."""
-        return [self.identity.password, self.identity.app_cred_secret, *self.keystone_tokens.issued()]
+        return [self.identity.password, self.identity.app_cred_secret,
+                self.identity.oidc_client_secret, *self.keystone_tokens.issued(),
+                *self.oidc_tokens.issued()]
 
     @property
     def ssh_key(self) -> Path:

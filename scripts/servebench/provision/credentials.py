@@ -34,7 +34,9 @@ REQUIRED: dict[str, list] = {
     "v3password": ["OS_USERNAME", "OS_PASSWORD", _PROJECT],
     "v3token": ["OS_TOKEN", _PROJECT],
     # Chameleon's own openrc files authenticate through its Keycloak with this method.
-    "v3oidcpassword": ["OS_USERNAME", "OS_PASSWORD", "OS_CLIENT_ID", "OS_DISCOVERY_ENDPOINT",
+    # (OS_CLIENT_SECRET is optional: a public client sends its id in the form instead.)
+    "v3oidcpassword": ["OS_USERNAME", "OS_PASSWORD", "OS_CLIENT_ID",
+                       ("OS_DISCOVERY_ENDPOINT", "OS_ACCESS_TOKEN_ENDPOINT"),
                        "OS_IDENTITY_PROVIDER", "OS_PROTOCOL", _PROJECT],
 }
 _ALIASES = {"password": "v3password", "token": "v3token",
