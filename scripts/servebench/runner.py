@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,8 @@ PASSED_ENV = frozenset({
 PASSED_ENV_PREFIXES = ("LC_", "ANSIBLE_", "SERVEBENCH_")
 TESTBED_GROUPS = ("gpu_servers", "cpu_servers", "edge_devices")
 ARTIFACT_IDENT = "runner"
+# The run id names a folder under results_dir (playbooks/plan.yml checks the same pattern).
+SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
 @dataclass
@@ -174,6 +177,9 @@ def run_playbook(
             raise ConfigError(f"artifact_dir is needed to keep the artifacts of {playbook_path.name}")
         run_id = str(extra.get("run_id") or new_run_id(str(extra.get("profile", "full")),
                                                         inventory_scope(inventory_paths, repo)))
+        if not SAFE_RUN_ID.match(run_id) or ".." in run_id:
+            raise ConfigError(f"run_id {run_id!r} is not a safe folder name",
+                              hint="use letters, digits, '.', '_' and '-' (no '/', no '..')")
         extra["run_id"] = run_id
         artifact_root = Path(extra.get("results_dir") or repo / "results") / run_id
     else:

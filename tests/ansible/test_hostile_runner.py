@@ -41,3 +41,14 @@ def test_no_credential_in_any_file_under_results(tmp_path, monkeypatch):
         for key, value in SECRETS.items():
             assert value not in text, f"{key} leaked into {path.relative_to(results)}"
         assert '"ansible_env"' not in text, f"ansible_env in {path.relative_to(results)}"
+
+
+def test_a_run_id_that_climbs_out_is_refused_before_any_artifact(tmp_path):
+    import pytest
+
+    from servebench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="run_id '../victim' is not a safe folder name"):
+        run_playbook("bench.yml", inventory=[LOCAL_INVENTORY],
+                     extravars={"results_dir": str(tmp_path / "results"), "run_id": "../victim"})
+    assert list(tmp_path.iterdir()) == []

@@ -17,7 +17,7 @@ from typing import Any
 
 import jinja2
 
-from ..errors import ServebenchError
+from ..errors import OutputError
 from . import formatting as fmt
 from .load import Host, Record, Run
 from .plots import PLOT_NAMES, write_plots
@@ -251,8 +251,8 @@ def write_report(run: Run, targets: Targets, out_dir: Path) -> Written:
             (staging / name).write_text(text, encoding="utf-8")
         _move_into_place(staging, out_dir)
     except OSError as exc:
-        raise ServebenchError(f"cannot write the report into {out_dir}: {exc.strerror or exc}",
-                              hint="pass --out a writable folder with free space") from None
+        raise OutputError(f"cannot write the report into {out_dir}: {exc.strerror or exc}",
+                          hint="pass --out a writable folder with free space") from None
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
