@@ -29,6 +29,11 @@ class ConfigError(UsageError):
     """Missing or inconsistent configuration: credentials, targets.yml, inventory."""
 
 
+class OutputError(ConfigError):
+    """An output could not be written (unwritable or missing folder, disk full): the message
+    names the path. Exit 2: the fix is another --out (or room on the disk), not a bug."""
+
+
 class StateError(ServebenchError):
     """The state file is missing, unreadable, or belongs to another project."""
 

@@ -173,7 +173,7 @@ def test_unwritable_out_is_one_line_and_writes_nothing(tmp_path, report):
     blocker = tmp_path / "out"
     blocker.write_text("a file, not a folder")
     result = report(run, "--out", blocker / "report")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage/config error (OutputError), not 1, "a bug"
     assert result.stderr.startswith(f"error: cannot write the report into {blocker / 'report'}")
     assert len(result.stderr.splitlines()) == 1
     assert snapshot(run) == before and blocker.read_text() == "a file, not a folder"

@@ -272,12 +272,13 @@ def chi_up(console: _Console, site, name, start, duration, start_on_hour, end_be
             console.say(line)
         console.say("nothing created (--dry-run)")
         return
-    provisioner = Provisioner(plan, identity, console.say)
-    with _sigterm_interrupts():
-        try:
-            provisioner.run()
-        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 -- every failure rolls back
-            raise provisioner.fail(exc, keep=keep) from None
+    with state_mod.locked(name):
+        provisioner = Provisioner(plan, identity, console.say)
+        with _sigterm_interrupts():
+            try:
+                provisioner.run()
+            except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 -- every failure rolls back
+                raise provisioner.fail(exc, keep=keep) from None
 
 
 def _inventory_default(name: str) -> Path:
@@ -301,21 +302,11 @@ def chi_down(console: _Console, name, site, openrc, project, http_timeout, wait_
     Works from the state file, or by name when the state file is lost (--name NAME --site SITE:
     the lease NAME, the server or container node-NAME, floating IPs marked servebench:NAME).
     """
-    from .teardown import discover, require_clean, teardown
-
     waits = _waits(wait_timeout)
     path = _find_state(name, state_path)
     if path is not None and path.exists():
-        state = state_mod.State.load(path)
-        if site and get_site(site).key != state.identity.site:
-            raise UsageError(f"{path} is a deployment at {state.identity.region}, not {get_site(site).region}")
-        identity = _connect(console, state.identity.site, openrc, project, http_timeout)
-        state.check_identity(identity)
-        console.say(f"removing {state.name} at {identity.region}")
-        result = teardown(list(state.resources), state.name, waits["teardown"], console.say, state)
-        if not result.left:
-            _remove_files(state)
-        require_clean(result, state.name, identity.region, console.say)
+        with state_mod.locked(state_mod.State.load(path).name):
+            _down_from_state(console, path, site, openrc, project, http_timeout, waits)
         return
     if not name:
         raise StateError("no deployment found in .servebench/",
@@ -323,6 +314,30 @@ def chi_down(console: _Console, name, site, openrc, project, http_timeout, wait_
     if not site:
         raise UsageError(f"no state file for {name} at {path}",
                          hint="pass --site to find its resources by name, or --state PATH")
+    with state_mod.locked(name):
+        _down_by_name(console, name, site, openrc, project, http_timeout, waits)
+
+
+def _down_from_state(console: _Console, path: Path, site, openrc, project, http_timeout,
+                     waits: dict) -> None:
+    from .teardown import require_clean, teardown
+
+    state = state_mod.State.load(path)  # again, under the lock: what the holder left
+    if site and get_site(site).key != state.identity.site:
+        raise UsageError(f"{path} is a deployment at {state.identity.region}, not {get_site(site).region}")
+    identity = _connect(console, state.identity.site, openrc, project, http_timeout)
+    state.check_identity(identity)
+    console.say(f"removing {state.name} at {identity.region}")
+    result = teardown(list(state.resources), state.name, waits["teardown"], console.say, state)
+    if not result.left:
+        _remove_files(state)
+    require_clean(result, state.name, identity.region, console.say)
+
+
+def _down_by_name(console: _Console, name: str, site, openrc, project, http_timeout,
+                  waits: dict) -> None:
+    from .teardown import discover, require_clean, teardown
+
     identity = _connect(console, site, openrc, project, http_timeout)
     from .cloud import failure
 

@@ -32,8 +32,20 @@ def short(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def failure(what: str, exc: Exception, hint: str | None = None) -> ServebenchError:
-    """The error to raise when ``what`` failed with ``exc``."""
+# What to check when Keystone rejects credentials, by the auth method they used.
+_REJECTED_HINTS = {
+    "v3password": "check OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME: the password is the "
+                  "one of your Chameleon login",
+    "v3oidcpassword": "check OS_USERNAME and OS_PASSWORD: your Chameleon (Keycloak) login",
+    "v3token": "OS_TOKEN expired or belongs to another site: get a new one",
+}
+_APP_CRED_HINT = "application credentials work only at the site that issued them"
+
+
+def failure(what: str, exc: Exception, hint: str | None = None,
+            auth_type: str | None = None) -> ServebenchError:
+    """The error to raise when ``what`` failed with ``exc`` (``auth_type``: the credentials'
+    method, for the hint when they are rejected)."""
     if isinstance(exc, ServebenchError):
         return exc
     from keystoneauth1 import exceptions as ksa
@@ -46,7 +58,7 @@ def failure(what: str, exc: Exception, hint: str | None = None) -> ServebenchErr
         cause = cause.__cause__ or cause.__context__
     if any(isinstance(e, ksa.Unauthorized) for e in chain):
         return ConfigError(f"{what}: credentials rejected ({short(exc)})",
-                           hint="application credentials work only at the site that issued them")
+                           hint=_REJECTED_HINTS.get(auth_type or "", _APP_CRED_HINT))
     if any(isinstance(e, (ksa.ConnectTimeout, ksa.ConnectFailure)) for e in chain):
         return ProvisionError(f"{what}: no answer from the testbed ({short(exc)})",
                               hint=hint or "check the site's status page, then run the command again")
@@ -85,7 +97,7 @@ def connect(site: Site, creds: Credentials, http_timeout: float) -> Identity:
     try:
         project_id = ctx.session().get_project_id()
     except Exception as exc:
-        raise failure(f"authenticating at {auth_url}", exc) from None
+        raise failure(f"authenticating at {auth_url}", exc, auth_type=creds.auth_type) from None
     if not project_id:
         raise ConfigError(f"authenticating at {auth_url}: the token is not scoped to a project",
                           hint="set OS_PROJECT_NAME or pass --project")

@@ -50,6 +50,8 @@ def parse_duration(text: str) -> timedelta:
     text = text.strip()
     try:
         value = timedelta(hours=float(text)) if re.fullmatch(r"\d+(?:\.\d+)?", text) else None
+    except OverflowError:
+        raise bad from None
     except ValueError:
         value = None
     if value is None:
@@ -57,7 +59,11 @@ def parse_duration(text: str) -> timedelta:
         if not text or not match or not any(match.groupdict().values()):
             raise bad
         parts = {k: float(v) for k, v in match.groupdict().items() if v}
-        value = timedelta(days=parts.get("d", 0), hours=parts.get("h", 0), minutes=parts.get("m", 0))
+        try:
+            value = timedelta(days=parts.get("d", 0), hours=parts.get("h", 0),
+                              minutes=parts.get("m", 0))
+        except OverflowError:
+            raise bad from None
     if not MIN_DURATION <= value <= MAX_DURATION:
         raise bad
     return value
@@ -72,9 +78,12 @@ def parse_start(text: str) -> datetime | None:
     except ValueError:
         raise UsageError(f"bad --start {text!r}: use now or an ISO time like 2026-11-23T14:00 "
                          "(local time) or 2026-11-23T14:00Z (UTC)") from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # local wall-clock time, as the user reads it
-    return moment.astimezone(timezone.utc)
+    try:
+        if moment.tzinfo is None:
+            moment = moment.astimezone()  # local wall-clock time, as the user reads it
+        return moment.astimezone(timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        raise UsageError(f"bad --start {text!r}: out of range") from None
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,15 @@ def compute_window(start: datetime | None, duration: timedelta, now: datetime,
     ``end_before_hour`` ends the lease five minutes before the full hour at or before
     start + duration, so back-to-back leases of the same node never overlap.
     """
+    try:
+        return _compute_window(start, duration, now, start_on_hour, end_before_hour)
+    except OverflowError:
+        raise UsageError(f"--start {_fmt_dt(start or now)} plus --duration {_fmt_td(duration)} is "
+                         "past the year 9999: use a nearer --start") from None
+
+
+def _compute_window(start: datetime | None, duration: timedelta, now: datetime,
+                    start_on_hour: bool, end_before_hour: bool) -> LeaseWindow:
     if start is not None and start < now - timedelta(minutes=1):
         raise UsageError(f"--start {_fmt_dt(start)} is in the past: use now or a later time")
     if start_on_hour:
@@ -203,6 +221,20 @@ def find_lease(name: str) -> dict | None:
         raise ProvisionError(f"{len(found)} leases are named {name!r}",
                              hint="delete the extra ones, or pass another --name")
     return found[0] if found else None
+
+
+def is_name_clash(exc: BaseException) -> bool:
+    """Blazar's 409 for a name in use (``LeaseNameAlreadyExists``)."""
+    codes = {getattr(exc, "code", None), getattr(exc, "status_code", None),
+             (getattr(exc, "kwargs", None) or {}).get("code")}
+    return 409 in codes and "already exists" in str(exc).lower()
+
+
+def current_user_id() -> str | None:
+    """The Keystone user of the credentials in use."""
+    from chi import context
+
+    return context.session().get_user_id()
 
 
 def create_lease(name: str, reservations: list[dict], window: LeaseWindow) -> dict:

@@ -10,6 +10,8 @@ addresses and paths: never a password, secret or token.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -33,6 +35,42 @@ def instance_name(deployment: str) -> str:
 
 def default_path(name: str, base: Path | None = None) -> Path:
     return (base or Path.cwd()) / STATE_DIR / f"state-{name}.json"
+
+
+def lock_path(name: str, base: Path | None = None) -> Path:
+    return (base or Path.cwd()) / STATE_DIR / f"state-{name}.lock"
+
+
+@contextlib.contextmanager
+def locked(name: str, base: Path | None = None):
+    """Hold the lock of deployment ``name`` (an flock on .servebench/state-<name>.lock) or fail
+    at once: two chi-up/chi-down of one name at a time would each act on a stale state file.
+    The lock file goes when the deployment's state file has gone."""
+    path = lock_path(name, base)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(3):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StateError(f"another chi-up or chi-down is working on {name} ({path} is locked)",
+                             hint="wait for it to finish, then run the command again") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # its holder removed the file as we opened it: take the new one
+    else:
+        raise StateError(f"cannot lock {path}", hint="run the command again")
+    try:
+        yield
+    finally:
+        if not default_path(name, base).exists():
+            path.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def state_files(base: Path | None = None) -> list[Path]:

@@ -1,8 +1,10 @@
 """chi-up's work: lease, server or container, floating IP, SSH, inventory; and its rollback.
 
 Each step first looks for what an earlier run made under the same name and reuses it (saying
-so), so running chi-up again creates nothing new. Each thing it asks for is written to the state
-file before the request and again as soon as its id exists, before any wait; a failure or
+so), so running chi-up again creates nothing new; a lease found by name is reused only if it is
+ours. Each server, container or address it asks for is written to the state file before the
+request and again as soon as its id exists, before any wait; the lease only once it exists, with
+its id (a name clash must leave nothing a rollback could match by name). A failure or
 Ctrl-C at any point rolls back what THIS run made (not what an earlier run left in place),
 through the same teardown code chi-down uses.
 """
@@ -166,6 +168,7 @@ class Provisioner:
         existing = self._do("looking up leases", lease.find_lease, plan.name)
         recorded = self._entry("lease")
         if existing:
+            self._check_ours(existing, recorded)
             self.say(f"reusing lease {plan.name} ({existing.get('status')}); no new lease made, "
                      "and chi-down deletes it with the rest")
             if recorded and recorded.get("id") != existing["id"]:
@@ -178,12 +181,36 @@ class Provisioner:
             state.forget(recorded)  # an earlier lease of that name ended or was deleted
         requests = self._do("building the reservation", plan.reservation.requests,
                             plan.name, plan.window)
-        entry = state.record("lease", plan.name, run=self.run_id)
         self.say(f"creating lease {plan.name}: {plan.reservation.describe()}, {plan.window.describe()}")
-        made = self._do("creating the lease", lease.create_lease, plan.name, requests, plan.window,
-                        hint="try another --start, --duration or node type")
-        state.update(entry, id=made["id"])
+        self.step = "creating the lease"
+        try:
+            made = lease.create_lease(plan.name, requests, plan.window)
+        except Exception as exc:  # noqa: BLE001 -- python-chi and clients raise anything
+            if lease.is_name_clash(exc):
+                raise ProvisionError(
+                    f"creating the lease: a lease named {plan.name} already exists (another "
+                    "chi-up, or someone in the project, made it a moment ago)",
+                    hint="run chi-up again to reuse it if it is yours, or pass another --name") from None
+            raise failure(self.step, exc, "try another --start, --duration or node type") from None
+        # Recorded only now, with its id: a refused create (the name taken meanwhile) leaves no
+        # entry that a rollback could match, by name, to somebody else's lease.
+        state.record("lease", plan.name, run=self.run_id, id=made["id"])
         return made
+
+    def _check_ours(self, existing: dict, recorded: dict | None) -> None:
+        """Reuse (and later delete) a lease found by name only if it is ours: the state's lease,
+        or one made in this project by the user these credentials belong to."""
+        if recorded and recorded.get("id") == existing.get("id"):
+            return
+        name = self.plan.name
+        if existing.get("project_id") not in (None, self.identity.project_id):
+            raise ProvisionError(f"lease {name} belongs to another project",
+                                 hint="pass another --name")
+        me = self._do("reading who these credentials are", lease.current_user_id)
+        owner = existing.get("user_id")
+        if owner and me and owner != me:
+            raise ProvisionError(f"lease {name} exists but another user of the project made it",
+                                 hint="pass another --name; chi-up never reuses or deletes it")
 
     def ensure_server(self, lease_json: dict) -> str:
         plan = self.plan

@@ -93,6 +93,11 @@ class _StrictLoader(yaml.SafeLoader):
 def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: set = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            # Merged keys would escape the duplicate and unknown-key checks: spelled out only.
+            raise yaml.constructor.ConstructorError(
+                None, None, "YAML merge key '<<' is not supported in a targets file: write "
+                "each target's keys out in full", key_node.start_mark)
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
@@ -138,6 +143,8 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
+    if isinstance(exc, yaml.constructor.ConstructorError):
+        return f"{where}{problem}"  # well-formed YAML that this file must not use
     return f"{where}YAML syntax error: {problem}"
 
 
