@@ -38,6 +38,82 @@ def _cpuinfo() -> tuple[str | None, list[str]]:
     return model or platform.processor() or None, flags
 
 
+def _lscpu_model() -> str | None:
+    """``lscpu``'s model name: on a Raspberry Pi 5 "Cortex-A76", which its /proc/cpuinfo (no
+    "model name" line on Arm kernels) does not say."""
+    exe = shutil.which("lscpu")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe], capture_output=True, text=True, timeout=15,
+                             env={**os.environ, "LC_ALL": "C"}).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "model name" and value.strip() not in ("", "-"):
+            return value.strip()
+    return None
+
+
+def board_model() -> str | None:
+    """The board as its device tree names it ("Raspberry Pi 5 Model B Rev 1.0"), or None."""
+    try:
+        return Path("/proc/device-tree/model").read_bytes().rstrip(b"\0").decode(errors="replace") or None
+    except OSError:
+        return None
+
+
+def cpu_model() -> tuple[str | None, list[str]]:
+    """The CPU's name and flags: /proc/cpuinfo on x86; on Arm lscpu first (cpuinfo there has no
+    model name, or qemu's generic one), then the board's own name."""
+    model, flags = _cpuinfo()
+    if platform.machine().lower() in ("aarch64", "arm64", "armv7l"):
+        model = _lscpu_model() or model or board_model()
+    return model, flags
+
+
+def emulated() -> bool:
+    """Whether this process runs under qemu-user (an arm64 container on an x86 machine): its
+    timings are not the device's. qemu hides itself from /proc/self, not from the processes
+    around us (our parent shell, the container's PID 1), whose executable is qemu. The
+    SERVEBENCH_EMULATED variable (1/0) overrides the guess."""
+    forced = os.environ.get("SERVEBENCH_EMULATED", "").strip().lower()
+    if forced in ("1", "true", "yes", "0", "false", "no"):
+        return forced in ("1", "true", "yes")
+    for pid in {os.getppid(), 1}:
+        try:
+            if "qemu" in Path(os.readlink(f"/proc/{pid}/exe")).name:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def board_health() -> dict | None:
+    """A Raspberry Pi's throttle flags and SoC temperature (``vcgencmd``), or None where there is
+    no vcgencmd. Throttling (bit 2 now, bit 18 since boot) makes a latency figure the heat's, not
+    the model's: recorded before and after each variant."""
+    exe = shutil.which("vcgencmd")
+    if not exe:
+        return None
+    health: dict = {"throttled": None, "temperature_c": None}
+    for arg, key in (("get_throttled", "throttled"), ("measure_temp", "temperature_c")):
+        try:
+            out = subprocess.run([exe, arg], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        value = out.strip().partition("=")[2]
+        if key == "throttled" and value:
+            health[key] = value
+        elif value:
+            try:
+                health[key] = float(value.split("'")[0])
+            except ValueError:
+                pass
+    return health
+
+
 def _memory_bytes() -> int | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -104,8 +180,17 @@ def git_revision(path: Path = ENGINE_DIR) -> str | None:
     return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def runtime_image() -> dict | None:
+    """The container image the engine runs in, as the benchmark role names it (docker run -e):
+    its tag and ID (sha256 of its config). None outside a servebench image."""
+    name = os.environ.get("SERVEBENCH_IMAGE")
+    if not name:
+        return None
+    return {"name": name, "id": os.environ.get("SERVEBENCH_IMAGE_ID") or None}
+
+
 def collect(threads: int | None) -> dict:
-    cpu_model, cpu_flags = _cpuinfo()
+    cpu_name, cpu_flags = cpu_model()
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -116,7 +201,10 @@ def collect(threads: int | None) -> dict:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "python": platform.python_version(),
-        "cpu_model": cpu_model,
+        "cpu_model": cpu_name,
+        "board": board_model(),
+        # Under qemu-user every timing is the emulator's: no figure of the device it imitates.
+        "emulated": emulated(),
         "cpu_flags": cpu_flags,
         "cpu_count": os.cpu_count(),
         "cpus_usable": usable,
@@ -127,4 +215,5 @@ def collect(threads: int | None) -> dict:
         "libraries": _versions(),
         "ort_providers": _ort_providers(),
         "git_revision": git_revision(),
+        "runtime_image": runtime_image(),
     }

@@ -129,6 +129,7 @@ def measure_variant(variant_id: str, ctx: Context, record: dict,
 
 def run_variant(variant_id: str, ctx: Context, run: dict, say: Callable[[str], None]) -> dict:
     record = results.base_record(variant_id, run=run)
+    health = environment.board_health()  # a Pi's throttling/temperature; None elsewhere
     try:
         measure_variant(variant_id, ctx, record, say)
     except VariantSkipped as e:
@@ -142,6 +143,9 @@ def run_variant(variant_id: str, ctx: Context, run: dict, say: Callable[[str], N
     finally:
         # Free the last session (its threads, GPU memory) before the next variant loads.
         gc.collect()
+        if health is not None:
+            info = record.setdefault("info", {})
+            info["board_health"] = {"before": health, "after": environment.board_health()}
     return record
 
 

@@ -101,7 +101,8 @@ def summary_line(s: TargetSummary, run: Run) -> str:
         line = f"not measured: no {kinds} host with results in this run"
         line += f" ({'; '.join(failed)})" if failed else ""
     others = {j.host.name for j in s.indicative_met} | {
-        h.name for h in run.hosts if h.status == "ok" and h.kind not in TARGET_HOST_KINDS}
+        h.name for h in run.hosts if h.status == "ok" and (h.kind not in TARGET_HOST_KINDS
+                                                            or h.environment.get("emulated"))}
     if others:
         met = "; ".join(_pair(j) for j in s.indicative_met)
         line += (f". On {', '.join(sorted(others))} (not the target hardware, indicative only): "
@@ -199,7 +200,9 @@ def build_context(run: Run, targets: Targets, verdict: Verdict, plots: list) -> 
     env_revs = sorted({h.environment.get("git_revision") for h in run.hosts
                        if h.environment.get("git_revision")})
     ok_pairs = [(h, r) for h, r in run.records() if h.status == "ok" and r.ok]
-    nontarget = sorted(h.name for h in run.hosts if h.kind not in TARGET_HOST_KINDS)
+    emulated = sorted(h.name for h in run.hosts if h.environment.get("emulated"))
+    nontarget = sorted(h.name for h in run.hosts
+                       if h.kind not in TARGET_HOST_KINDS and h.name not in emulated)
     return {
         "run": {
             "id": run.run_id,
@@ -214,6 +217,7 @@ def build_context(run: Run, targets: Targets, verdict: Verdict, plots: list) -> 
         "rendered_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "warnings": _warnings(run),
         "nontarget_hosts": nontarget,
+        "emulated_hosts": emulated,
         "targets_source": str(targets.source),
         "targets": [{"title": t.title, "hardware": t.hardware, "judged_on": ", ".join(t.judged_on),
                      "rule": target_rule(t)} for t in targets.targets],

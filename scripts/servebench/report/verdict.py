@@ -2,7 +2,8 @@
 
 A target applies to results of the host kinds it lists; a result of any other kind (`local`, the
 embedded default, or an unknown kind) is judged against every target, marked indicative because
-it is not the target hardware. The kind is the record's own (``bench-run --host-kind``), else its
+it is not the target hardware; so is a result measured under emulation (qemu), whatever its kind.
+The kind is the record's own (``bench-run --host-kind``), else its
 host's: an A100 node is a GPU server for its CUDA runs and a CPU server for its CPU runs.
 """
 
@@ -84,6 +85,13 @@ def applies(host: Host, target: Target) -> bool:
     return any(kind_applies(k, target) for k in kinds)
 
 
+def emulated(host: Host, record: Record) -> bool:
+    """Measured under an emulator (an arm64 container on x86 through qemu): whatever the host's
+    kind, its timings are the emulator's, so it is never the target hardware."""
+    env = record.data.get("environment") or host.environment or {}
+    return bool(env.get("emulated"))
+
+
 def judge_criterion(criterion: Criterion, threshold: float, record: Record) -> CriterionResult:
     value = criterion.read(record.data)
     if value is None:
@@ -102,8 +110,8 @@ def judge(run: Run, targets: Targets) -> Verdict:
         for target in targets.targets:
             if kind_applies(kind, target):
                 results = tuple(judge_criterion(c, t, record) for c, t in target.criteria)
-                judgements.append(Judgement(host, record, target,
-                                            not is_target_hardware(kind, target), results))
+                indicative = not is_target_hardware(kind, target) or emulated(host, record)
+                judgements.append(Judgement(host, record, target, indicative, results))
     summaries = []
     for target in targets.targets:
         mine = [j for j in judgements if j.target is target]
