@@ -25,6 +25,7 @@ from pathlib import Path
 from tests.support.sshd import make_keypair
 
 from . import blazar, glance, keystone, neutron, nova, oidc, zun
+from .dockerzun import DockerZun
 from .faults import FaultBook, Injection
 from .http import RequestRecord, Router, SiteHandler, Stopping
 from .sites import PUBLIC_NETWORK, SiteSpec, default_sites
@@ -59,7 +60,8 @@ class FakeChameleon:
     (see ``tests/fakechi/fixtures.py``), ``stop()`` it. ``timing`` may be changed at any time."""
 
     def __init__(self, root: Path | None = None, project_name: str = "CHI-251234",
-                 timing: Timing | None = None, sites: list[SiteSpec] | None = None):
+                 timing: Timing | None = None, sites: list[SiteSpec] | None = None,
+                 docker_zun: DockerZun | None = None):
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="fakechi-"))
         self.timing = timing or Timing()
@@ -78,6 +80,7 @@ class FakeChameleon:
         self._log_lock = threading.Lock()
         self.internal_errors: list[str] = []  # tracebacks of the fake's own bugs, if any
         self.state: State | None = None
+        self.docker_zun = docker_zun  # real containers behind Zun (tests/fakechi/dockerzun.py)
         self.prefix = ""  # "127.A.B", once started
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -88,6 +91,9 @@ class FakeChameleon:
         self.ssh.port = choose_port(f"{self.prefix}.100")
         self.state = State([self._site_state(i, spec) for i, spec in enumerate(self._specs)],
                            self.ssh, self.timing)
+        if self.docker_zun is not None:
+            self.docker_zun.workdir = self.root
+            self.state.docker, self.state.pod_prefix = self.docker_zun, self.prefix
         for server in self._servers:
             thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                       name=f"fakechi-{server.site}", daemon=True)
@@ -135,6 +141,8 @@ class FakeChameleon:
         for thread in self._threads:
             thread.join(5)
         self.ssh.stop_all()
+        if self.docker_zun is not None:
+            self.docker_zun.stop_all()
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from tests.support.sshd import SshHost, start_host
 
+from .dockerzun import Relay
+
 SSH_PORT = 22
 
 
@@ -43,6 +45,7 @@ class SshHosts:
         self.port = SSH_PORT
         self._lock = threading.Lock()
         self._hosts: dict[str, SshHost] = {}
+        self._relays: dict[str, Relay] = {}
 
     def up(self, address: str, public_keys: list[str]) -> SshHost:
         """Start an sshd on ``address``:``port`` (or keep the running one), authorizing
@@ -57,16 +60,25 @@ class SshHosts:
                 host.authorize(key)
             return host
 
+    def relay(self, address: str, target: tuple[str, int]) -> None:
+        """Forward ``address``:``port`` to ``target`` (a real container's sshd), or keep doing so."""
+        with self._lock:
+            if address not in self._relays:
+                self._relays[address] = Relay((address, self.port), target)
+
     def down(self, address: str) -> None:
         with self._lock:
             host = self._hosts.pop(address, None)
+            relay = self._relays.pop(address, None)
+        if relay is not None:
+            relay.stop()
         if host is not None:
             host.stop()
             shutil.rmtree(host.root, ignore_errors=True)
 
     def addresses(self) -> list[str]:
         with self._lock:
-            return sorted(self._hosts)
+            return sorted({*self._hosts, *self._relays})
 
     def stop_all(self) -> None:
         for address in self.addresses():

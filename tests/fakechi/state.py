@@ -156,6 +156,7 @@ class Container(Tracked):
     executed: list[str] = field(default_factory=list)
     shell: object = None  # zunshell.Shell, in memory; None with the Docker backing
     restarts: int = 0
+    pod: str = ""  # with the Docker backing: its loopback "pod address" (see dockerzun)
 
 
 @dataclass
@@ -230,6 +231,9 @@ class State:
         self._ips = itertools.count(10)
         # Packages a container's package manager cannot find (a broken mirror), for tests.
         self.unavailable_packages: set[str] = set()
+        # Set by FakeChameleon when containers are real (tests/fakechi/dockerzun.py).
+        self.docker = None
+        self.pod_prefix = ""
 
     # -- clock -------------------------------------------------------------------------------
 
@@ -421,8 +425,20 @@ class State:
                 container.fate, container.status_reason = "error_state", NO_VALID_HOST
             else:
                 container.device = res.allocated[0]
+                if self.docker is not None:
+                    self._start_pod(container)
             self.containers[container.id] = container
             return container
+
+    def _start_pod(self, container: Container) -> None:
+        if not container.pod:
+            taken = {c.pod for c in self.containers.values()}
+            container.pod = next(a for a in (f"{self.pod_prefix}.{n}" for n in range(220, 255))
+                                 if a not in taken)
+        reason = self.docker.start(container.id, container.image, container.command,
+                                   container.pod, self.ssh.port)
+        if reason:
+            container.fate, container.status_reason = "error_state", reason
 
     def observe_container(self, container: Container, poll: bool) -> Container:
         with self.lock:
@@ -446,12 +462,16 @@ class State:
             if port:
                 self.delete_port(port)
             self.containers.pop(container.id, None)
+            if self.docker is not None:
+                self.docker.remove(container.id)
 
     def execute(self, container: Container, command: str) -> tuple[str, int | None]:
         """Zun ``execute`` through the container's small shell (``zunshell``): (output, exit
         code), the code None when the command runs past Zun's execute timeout."""
         with self.lock:
             container.executed.append(command)
+            if self.docker is not None:
+                return self.docker.execute(container.id, command, self.timing.exec_timeout_s)
             if container.shell is None:
                 container.shell = Shell(_Effects(self, container))
             outcome = container.shell.execute(command, self.timing.slow_exec_polls)
@@ -467,6 +487,9 @@ class State:
             container.sshd_running = False
             if container.shell is not None:
                 container.shell.reset()
+            if self.docker is not None:
+                self.docker.remove(container.id)
+                self._start_pod(container)
             self._sync_ssh_for_port(container.port_id)
 
     def _authorize_from_command(self, container: Container, command: str) -> None:
@@ -480,6 +503,9 @@ class State:
     def put_archive(self, container: Container, path: str, members: dict[str, bytes]) -> None:
         """Zun ``put_archive``: files land in the container; an ``authorized_keys`` authorizes."""
         with self.lock:
+            if self.docker is not None:
+                self.docker.put(container.id, path, members)
+                return
             for name, content in members.items():
                 full = f"{path.rstrip('/')}/{name}"
                 container.files[full] = content
@@ -550,6 +576,14 @@ class State:
         elif container and container.status == "Running" and container.sshd_running \
                 and _exposes_ssh(container.exposed_ports):
             keys = list(container.authorized_keys)
+        elif container and container.pod:
+            # A real container: the floating IP reaches its pod address whatever runs there.
+            for fip in self.fips_on_port(port_id):
+                if container.status == "Running" and _exposes_ssh(container.exposed_ports):
+                    self.ssh.relay(fip.address, (container.pod, self.ssh.port))
+                else:
+                    self.ssh.down(fip.address)
+            return
         for fip in self.fips_on_port(port_id):
             if keys:
                 self.ssh.up(fip.address, keys)
