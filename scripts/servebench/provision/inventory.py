@@ -15,12 +15,12 @@ file of the deployment (floating IPs are reused, so the user's own known_hosts w
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from servebench.files import write_private
 
 INVENTORY_DIR = Path("inventory")
 
@@ -79,14 +79,5 @@ def write(path: Path, deployment: str, hosts: list[Host], known_hosts: Path) -> 
     """Write atomically; 0600 because it names the private key file."""
     text = (f"# Written by chi-up for deployment {deployment}; chi-down removes it.\n"
             + yaml.safe_dump(render(deployment, hosts, known_hosts), sort_keys=False))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".chi-", suffix=".yml", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private(path, text)
     return path

@@ -14,12 +14,12 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from servebench.errors import StateError
+from servebench.files import write_private
 
 STATE_VERSION = 1
 STATE_DIR = Path(".servebench")
@@ -125,19 +125,7 @@ class State:
 
     def save(self) -> None:
         self.data["updated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".state-", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                json.dump(self.data, handle, indent=2, sort_keys=True)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
 
     def delete(self) -> None:
         self.path.unlink(missing_ok=True)
