@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import data as data_mod
 from .errors import EngineError, InputError, OutputError, Terminated
-from .model import PreparedModel, prepare_model
+from .model import PROGRAM_SUFFIX, PreparedModel, export_program, prepare_model
 from .profiles import PROFILES
 from .results import copy_atomic
 from .suite import ARTIFACTS, SuiteConfig, run_suite
@@ -204,6 +204,10 @@ def export_only(model_arg: Path | None, dest: Path) -> int:
         model = prepare_model(model_arg, Path(tmp))
         # A reader never sees half a model (a full disk leaves none).
         copy_atomic(model.onnx_path, dest)
+        # Its torch.export twin beside it: nodes without torchvision serve the same weights in
+        # the torch variants (model.program_beside).
+        if model.torch_model is not None:
+            export_program(model.torch_model(), dest.with_suffix(PROGRAM_SUFFIX), dest)
     _say(f"exported {dest} ({model.num_classes} classes, "
          f"{'RANDOM' if model.random_weights else 'given'} weights)")
     return 0

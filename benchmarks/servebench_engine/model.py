@@ -5,6 +5,9 @@ Validation happens here, before the run writes anything: a corrupt file or a wro
 is the user's to fix, so it is an :class:`InputError` with one clear line.
 
 torch is imported only for a .pth or the default model; a node given an .onnx never needs it.
+A node given an .onnx with a matching ``torch.export`` program beside it (same stem, ``.pt2``,
+written by ``--export-only``) serves the very same weights in the torch variants too, with torch
+alone: no torchvision, no user's classes to unpickle, and any torch that reads the archive.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -25,6 +29,12 @@ EXPORTED_NAME = "model.onnx"
 # ONNX metadata key marking a random-init export, so a node handed only that file (an edge
 # device that cannot export) still records random_weights: true.
 RANDOM_WEIGHTS_KEY = "servebench.random_weights"
+# A torch.export program saved beside an exported ONNX, and the extra file in it naming that ONNX
+# (its sha256), so a stale or foreign .pt2 is never served as the ONNX's twin.
+PROGRAM_SUFFIX = ".pt2"
+PROGRAM_ONNX_KEY = "servebench.onnx_sha256"
+# Largest batch the exported program accepts (torch.export needs a bound for the dynamic axis).
+PROGRAM_MAX_BATCH = 1024
 # Operators only a quantised graph has (QOperator, QDQ and dynamic-quantisation formats).
 QUANT_OPS = {"ConvInteger", "MatMulInteger", "QuantizeLinear", "DequantizeLinear",
              "DynamicQuantizeLinear"}
@@ -43,9 +53,24 @@ class PreparedModel:
     torch_model: Callable[[], Any] | None = None
 
     def describe(self) -> dict:
+        program = getattr(self.torch_model, "path", None)
         return {"source": self.source, "random_weights": self.random_weights,
                 "format": self.format, "sha256": self.sha256, "num_classes": self.num_classes,
-                "quantized": self.is_quantized, "onnx": self.onnx_path.name}
+                "quantized": self.is_quantized, "onnx": self.onnx_path.name,
+                "torch_program": program.name if program else None}
+
+
+class ExportedProgram:
+    """Loads the ``torch.export`` program saved beside an ONNX as a fresh eval-mode module.
+
+    ``path`` tells the torch variants to serve (and size) that archive itself."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self):
+        torch = _import_torch(f"{self.path.name} (a torch.export program)")
+        return torch.export.load(str(self.path)).module()
 
 
 def sha256_of(path: Path) -> str:
@@ -183,6 +208,38 @@ def export_onnx(net, dest: Path, metadata: dict[str, str] | None = None) -> Path
     return dest
 
 
+def export_program(net, dest: Path, onnx_path: Path) -> Path:
+    """Save ``net`` as a torch.export program (dynamic batch) that names ``onnx_path`` as its twin.
+
+    The program holds the graph in ATen operators and the weights: loading it needs torch only
+    (a .pt2 saved by torch 2.14.1 loads in 2.13.0), never the classes that built the network."""
+    torch = _import_torch("saving a torch.export program")
+    batch = torch.export.Dim("batch", min=1, max=PROGRAM_MAX_BATCH)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        program = torch.export.export(net, (torch.zeros(2, *INPUT_SHAPE),),
+                                      dynamic_shapes=({0: batch},))
+    partial = dest.with_name(f".{dest.stem}.partial{dest.suffix}")  # torch wants the suffix
+    torch.export.save(program, str(partial), extra_files={PROGRAM_ONNX_KEY: sha256_of(onnx_path)})
+    partial.replace(dest)
+    return dest
+
+
+def program_beside(onnx_path: Path, onnx_sha256: str) -> Path | None:
+    """The .pt2 beside ``onnx_path`` when it was saved from the same weights, else None.
+
+    Reads the archive's extra file with zipfile: checking costs no torch import."""
+    program = onnx_path.with_suffix(PROGRAM_SUFFIX)
+    try:
+        with zipfile.ZipFile(program) as archive:
+            key = next((n for n in archive.namelist() if n.endswith(f"/extra/{PROGRAM_ONNX_KEY}")),
+                       None)
+            twin = archive.read(key).decode().strip() if key else None
+    except (OSError, zipfile.BadZipFile):
+        return None
+    return program if twin == onnx_sha256 else None
+
+
 def _probe_classes(net) -> int:
     torch = _import_torch("probing the model")
     with torch.no_grad():
@@ -205,9 +262,11 @@ def prepare_model(model: Path | None, staging: Path) -> PreparedModel:
     suffix = model.suffix.lower()
     if suffix == ".onnx":
         facts = inspect_onnx(model)
+        sha = sha256_of(model)
+        program = program_beside(model, sha)
         return PreparedModel(model.resolve(), str(model), "onnx", facts.random_weights,
-                             sha256_of(model), facts.num_classes, facts.quantized,
-                             facts.max_batch)
+                             sha, facts.num_classes, facts.quantized, facts.max_batch,
+                             ExportedProgram(program.resolve()) if program else None)
     if suffix in (".pth", ".pt"):
         net = load_pth(model)
         classes = _probe_classes(net)

@@ -184,7 +184,8 @@ def test_export_only_writes_a_checked_onnx_and_benchmarks_nothing(bench_run, tmp
     r = bench_run("--export-only", dest)
     assert r.code == 0, r.err
     assert f"exported {dest}" in r.out and "RANDOM weights" in r.out
-    assert sorted(p.name for p in dest.parent.iterdir()) == ["model.onnx"]  # no partial left
+    # No partial left; the torch.export twin beside it (tests/engine/test_program.py).
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["model.onnx", "model.pt2"]
     from servebench_engine.model import inspect_onnx
 
     assert inspect_onnx(dest) == (11, False, None, True)

@@ -10,6 +10,7 @@ from servebench_engine import results
 from servebench_engine.context import Context, Split
 from servebench_engine.profiles import PROFILES
 from servebench_engine.suite import run_variant
+from servebench_engine.variants import onnx_runtime as ort_variants
 from servebench_engine.variants.base import ProviderMismatch, VariantSkipped
 from servebench_engine.variants.onnx_runtime import (CPU, CUDA, OnnxCpu, OnnxCuda,
                                                      OnnxOptimized, OnnxTensorrt, open_session,
@@ -79,6 +80,8 @@ def test_gpu_label_over_a_cpu_run_becomes_an_error_record(shared_int8, tmp_path,
         pytest.skip("this onnxruntime really offers CUDA: the fallback cannot be provoked")
     real = ort.get_available_providers()
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, *real])
+    # ...on a node whose driver is there (without libcuda.so.1 the variant skips: no GPU).
+    monkeypatch.setattr(ort_variants, "_require_driver", lambda provider: None)
     record = run_record("onnx-cuda", make_ctx(shared_int8, tmp_path))
     assert record["status"] == "error" and record["error_type"] == "ProviderMismatch"
     assert "requested CUDAExecutionProvider but onnxruntime runs ['CPUExecutionProvider']" \

@@ -22,6 +22,7 @@ Optimisation levels, chosen so the pair shows what graph optimisation buys:
 
 from __future__ import annotations
 
+import ctypes
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -46,6 +47,7 @@ def require_provider(provider: str) -> None:
     """Skip (not fail) where this onnxruntime build cannot offer the provider at all."""
     available = ort.get_available_providers()
     if provider in available:
+        _require_driver(provider)
         return
     if provider == TENSORRT and CUDA in available:
         raise VariantSkipped(f"no TensorRT: {provider} not in onnxruntime."
@@ -54,6 +56,18 @@ def require_provider(provider: str) -> None:
     raise VariantSkipped(
         f"no NVIDIA GPU: {CUDA} not in onnxruntime.get_available_providers() {available} "
         "(needs a GPU and the onnxruntime-gpu build)")
+
+
+def _require_driver(provider: str) -> None:
+    """onnxruntime-gpu lists its GPU providers wherever it is installed; they load only with the
+    NVIDIA driver's libcuda.so.1 (mounted into a container by --gpus). Without it: no GPU here."""
+    if provider not in (CUDA, TENSORRT):
+        return
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError as exc:
+        raise VariantSkipped(f"no NVIDIA GPU: {provider} is built in, but the driver's "
+                             f"libcuda.so.1 cannot be loaded ({exc})") from None
 
 
 def session_options(level: str, threads: int | None,

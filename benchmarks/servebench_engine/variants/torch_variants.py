@@ -2,7 +2,8 @@
 
 ``prepare`` saves the module the way the tutorial saves its ``.pth`` (the whole pickled model),
 so ``load`` reads the served model from disk like a fresh server would, and the model's size on
-disk is that file's size.
+disk is that file's size. A model that came as a ``torch.export`` program (a node's prepared
+.pt2, model.ExportedProgram) is served from a copy of that archive instead: it needs torch only.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ class _TorchVariant(Variant):
     def prepare(self, ctx: "Context") -> None:
         torch = _import_torch(ctx)
         ctx.workdir.mkdir(parents=True, exist_ok=True)
+        program = getattr(ctx.torch_model, "path", None)
+        if program is not None:
+            self._saved = ctx.workdir / f"{self.id}.pt2"
+            shutil.copyfile(program, self._saved)
+            return
         self._saved = ctx.workdir / f"{self.id}.pth"
         torch.save(ctx.torch_model(), self._saved)
 
@@ -53,13 +59,17 @@ class _TorchVariant(Variant):
         torch = _import_torch(ctx)
         if self._saved is None:
             raise RuntimeError(f"{self.id}: load() before prepare() saved the model")
+        if self._saved.suffix == ".pt2":
+            return torch, torch.export.load(str(self._saved)).module()
         # The file is the one prepare() just wrote from the user's own model: unpickling it is
         # no more trust than loading their .pth was.
         module = torch.load(self._saved, weights_only=False, map_location="cpu")
         return torch, module.eval()
 
     def _info(self, torch) -> dict[str, Any]:
-        return {"torch": torch.__version__, "threads": torch.get_num_threads()}
+        return {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                "served_as": "torch.export program" if self._saved and self._saved.suffix == ".pt2"
+                else "pickled module"}
 
 
 class TorchEager(_TorchVariant):
