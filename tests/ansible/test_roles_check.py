@@ -148,18 +148,22 @@ def test_setup_roles_in_check_mode_render_pinned_files(tmp_path, ssh_hosts, ssh_
         assert _after(run, f"ONNX runtimes | render the Dockerfile for {flavour}", "gpu1") == \
             dockerfiles[("cpu1", flavour)]
     for text in dockerfiles.values():
-        assert text.count("FROM python:3.11-slim-bookworm") == 1
+        # A build stage where pip runs, and the image the venvs are copied into.
+        assert text.count("FROM python:3.11-slim-bookworm") == 2
         pip_args = re.findall(r"^\s+([A-Za-z][\w.-]*)(==\S+)?\s*\\?$", text, re.M)
         assert pip_args and all(version for _, version in pip_args), pip_args
     cpu_file = dockerfiles[("cpu1", "cpu")]
-    for pin in ("onnxruntime==1.32.0", "torch==2.14.1", "torchvision==0.29.1",
-                "--index-url https://download.pytorch.org/whl/cpu", "neural-compressor==3.7.1",
+    for pin in ("onnxruntime==1.32.0", "torch==2.13.0+cpu",
+                "--extra-index-url https://download.pytorch.org/whl/cpu", "neural-compressor==3.7.1",
                 "numpy==1.26.4", "onnx==1.16.2", "onnxruntime==1.19.2", "ai-edge-litert==2.3.0"):
         assert pin in cpu_file, pin
+    # The torch variants serve the prepared .pt2: no torchvision; Inductor gets its compiler.
+    assert "torchvision==" not in cpu_file and "g++" in cpu_file
     assert "onnxruntime-openvino==1.24.1" in dockerfiles[("cpu1", "openvino")]
     gpu_file = dockerfiles[("gpu1", "gpu")]
-    assert "onnxruntime-gpu==1.31.1" in gpu_file and "tensorrt-cu12-libs==11.4.0.106" in gpu_file
-    ld_path = re.search(r"^ENV LD_LIBRARY_PATH=(\S+)$", gpu_file, re.M).group(1).split(":")
+    assert "onnxruntime-gpu==1.31.1" in gpu_file and "tensorrt-cu13-libs==10.16.1.11" in gpu_file
+    assert "--extra-index-url https://pypi.nvidia.com" in gpu_file and "cu12" not in gpu_file
+    ld_path = re.search(r"^\s*LD_LIBRARY_PATH=(\S+)", gpu_file, re.M).group(1).split(":")
     assert any(p.endswith("/nvidia/cudnn/lib") for p in ld_path)
     assert any(p.endswith("/tensorrt_libs") for p in ld_path)
     # edge: the native venv, pinned like the images (pip does not run in check mode).
