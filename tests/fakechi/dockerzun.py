@@ -56,7 +56,7 @@ class DockerZun:
         pip_conf = self.workdir / "pip.conf"
         pip_conf.write_text(f"[global]\ncert = {CA_BUNDLE}\n")
         done = self._run(
-            "run", "-d", "--name", name, "--network", "host", "--label", "fakechi=1",
+            "run", "-d", "--name", name, "--network", "host", "--label", f"fakechi={self.workdir}",
             *(["--platform", self.platform] if self.platform else []),
             "-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro", "-v", f"{pip_conf}:/etc/pip.conf:ro",
             self.image_for(image), *argv)
@@ -102,6 +102,11 @@ class DockerZun:
         name = self.made.pop(container_id, None)
         if name:
             self._run("rm", "-f", name)
+
+    def existing(self) -> list[str]:
+        """Docker's own list of this fake's containers (by label), whatever the fake believes."""
+        out = self._run("ps", "-aq", "--filter", f"label=fakechi={self.workdir}").stdout
+        return out.decode().split()
 
     def stop_all(self) -> None:
         for container_id in list(self.made):

@@ -12,8 +12,10 @@ started with ``env=os.environ`` reads the same values at its own import.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from typing import Callable
 
 import pytest
 
@@ -38,10 +40,34 @@ def point_chi_at(fake: FakeChameleon, monkeypatch: pytest.MonkeyPatch, env: dict
     chi.context.reset()
 
 
-@pytest.fixture
-def fake_chameleon(tmp_path, monkeypatch):
-    """A running fake Chameleon with python-chi pointed at it (see ``FakeChameleon``)."""
-    fake = FakeChameleon(root=tmp_path / "fakechi").start()
+@contextlib.contextmanager
+def docker_backed(tmp_path, monkeypatch, ensure_image: Callable[[], str]):
+    """A started fake whose Zun runs real containers of the image ``ensure_image()`` makes
+    (tests/fakechi/dockerzun.py), python-chi pointed at it; stopped (its containers removed) and
+    python-chi reset after. Skips where Docker or the image cannot be had, or not as root (the
+    containers' sshd logs in root)."""
+    from tests.support import docker
+
+    from .dockerzun import DockerZun
+
+    if os.geteuid() != 0:
+        pytest.skip("the containers' sshd logs in root (and qemu/binfmt need root): run as root")
+    try:
+        image = ensure_image()
+    except docker.DockerUnavailable as exc:
+        pytest.skip(str(exc))
+    # No --platform: docker 20.10 records an imported image as the daemon's architecture; an
+    # arm64 image's binaries run through qemu's binfmt entry all the same.
+    backing = DockerZun(docker.docker_cli(), image_for=lambda ref: image)
+    with serving(FakeChameleon(root=tmp_path / "fakechi", docker_zun=backing), monkeypatch) as fake:
+        yield fake
+
+
+@contextlib.contextmanager
+def serving(fake: FakeChameleon, monkeypatch: pytest.MonkeyPatch):
+    """Start ``fake`` and point python-chi at it; after: stop it, reset python-chi, and fail on
+    any bug the fake hit inside."""
+    fake.start()
     try:
         point_chi_at(fake, monkeypatch)
         yield fake
@@ -54,3 +80,10 @@ def fake_chameleon(tmp_path, monkeypatch):
     if fake.internal_errors:
         pytest.fail("the fake Chameleon failed inside (a bug in tests/fakechi):\n"
                     + "\n".join(fake.internal_errors), pytrace=False)
+
+
+@pytest.fixture
+def fake_chameleon(tmp_path, monkeypatch):
+    """A running fake Chameleon with python-chi pointed at it (see ``FakeChameleon``)."""
+    with serving(FakeChameleon(root=tmp_path / "fakechi"), monkeypatch) as fake:
+        yield fake

@@ -7,14 +7,11 @@ tests/ansible/test_edge_emulated.py."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
 
-from tests.fakechi.dockerzun import DockerZun
-from tests.fakechi.fixtures import point_chi_at
-from tests.fakechi.server import FakeChameleon
+from tests.fakechi.fixtures import docker_backed
 from tests.support import docker
 
 from .cli_fixtures import assert_no_secrets, cli  # noqa: F401  (cli is a fixture)
@@ -23,39 +20,10 @@ pytestmark = pytest.mark.slow
 IMAGE = "servebench-test/base:bookworm-amd64"
 
 
-def docker_fake(tmp_path, monkeypatch, image: str, platform: str | None = None):
-    if os.geteuid() != 0:
-        pytest.skip("the containers' sshd logs in root: run as root")
-    try:
-        cli_path = docker.ensure_dockerd()
-    except docker.DockerUnavailable as exc:
-        pytest.skip(str(exc))
-    backing = DockerZun(cli_path, image_for=lambda ref: image, platform=platform)
-    fake = FakeChameleon(root=tmp_path / "fakechi", docker_zun=backing).start()
-    point_chi_at(fake, monkeypatch)
-    return fake
-
-
-def fake_containers(cli_path: str) -> list[str]:
-    out = subprocess.run([cli_path, "ps", "-aq", "--filter", "label=fakechi=1"],
-                         capture_output=True, text=True, check=False).stdout
-    return out.split()
-
-
 @pytest.fixture
 def fake_chameleon(tmp_path, monkeypatch):
-    try:
-        docker.ensure_base_image(IMAGE)
-    except docker.DockerUnavailable as exc:
-        pytest.skip(str(exc))
-    fake = docker_fake(tmp_path, monkeypatch, IMAGE)
-    yield fake
-    fake.stop()
-    monkeypatch.undo()
-    import chi.context
-
-    chi.context.reset()
-    assert not fake.internal_errors, fake.internal_errors
+    with docker_backed(tmp_path, monkeypatch, lambda: docker.ensure_base_image(IMAGE)) as fake:
+        yield fake
 
 
 def test_real_container_gets_sshd_through_five_second_execs_and_survives_a_restart(cli):
@@ -80,5 +48,5 @@ def test_real_container_gets_sshd_through_five_second_execs_and_survives_a_resta
 
     down = cli.down("--name", name)
     assert down.exit_code == 0, down.output
-    assert not fake.leaked() and not fake_containers(fake.docker_zun.docker)
+    assert not fake.leaked() and not fake.docker_zun.existing()
     assert_no_secrets(fake, cli)
