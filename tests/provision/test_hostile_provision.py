@@ -38,6 +38,7 @@ def test_two_concurrent_chi_up_leave_one_lease_which_the_winner_holds(cli: Cli):
                               stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=180)[0] for p in procs]
     codes = sorted(p.returncode for p in procs)
+    print(f"exit codes of the two chi-up: {codes}")
     cli.outputs.extend(outputs)
     assert codes[0] == 0, outputs
     # The other waited its turn and reused the lease, or was refused by the lock: never a
