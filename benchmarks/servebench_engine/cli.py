@@ -10,18 +10,14 @@ SIGTERM (suite.json says interrupted, the finished records stay, temporary folde
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
-import signal
 import socket
-import sys
 import tempfile
-import threading
 from pathlib import Path
 
 from . import data as data_mod
-from .errors import EngineError, InputError, OutputError, Terminated
+from .errors import ExitCode, InputError, exit_status
 from .model import PROGRAM_SUFFIX, PreparedModel, export_program, prepare_model
 from .profiles import PROFILES
 from .results import copy_atomic
@@ -141,7 +137,7 @@ def run(argv: list[str] | None) -> int:
     if args.list_variants:
         for vid, target in REGISTRY.items():
             print(f"{vid:32s} {target}")
-        return 0
+        return ExitCode.OK
     if args.export_only is not None:
         return export_only(args.model, args.export_only)
     try:
@@ -189,7 +185,7 @@ def run(argv: list[str] | None) -> int:
                           quantizer_python=quantizer, tflite_model=tflite,
                           tflite_converter_python=converter)
         run_suite(cfg, model, dataset, log=_say)
-    return 0
+    return ExitCode.OK
 
 
 def export_only(model_arg: Path | None, dest: Path) -> int:
@@ -210,7 +206,7 @@ def export_only(model_arg: Path | None, dest: Path) -> int:
             export_program(model.torch_model(), dest.with_suffix(PROGRAM_SUFFIX), dest)
     _say(f"exported {dest} ({model.num_classes} classes, "
          f"{'RANDOM' if model.random_weights else 'given'} weights)")
-    return 0
+    return ExitCode.OK
 
 
 def _keep_export(model: PreparedModel, staging: Path, artifacts: Path) -> PreparedModel:
@@ -223,39 +219,5 @@ def _keep_export(model: PreparedModel, staging: Path, artifacts: Path) -> Prepar
     return model
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts():
-    """SIGTERM (``timeout`` in the benchmark role, a stopped job) unwinds like Ctrl-C: the
-    suite marks itself interrupted and the temporary folders are removed on the way out."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum, frame):
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: list[str] | None = None) -> int:
-    try:
-        with _sigterm_interrupts():
-            return run(argv)
-    except EngineError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return e.exit_code
-    except OSError as e:
-        error = OutputError.from_os_error(e)
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return error.exit_code
-    except Terminated:
-        print("error: terminated (SIGTERM); the records finished before are kept",
-              file=sys.stderr, flush=True)
-        return Terminated.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr, flush=True)
-        return 130
+    return exit_status(lambda: run(argv))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from .profiles import Profile
 
 
 @dataclass(frozen=True)
@@ -22,12 +24,11 @@ class Split:
 @dataclass
 class Context:
     workdir: Path                      # artifacts of this run (optimised / quantised models)
-    profile: Any                       # servebench_engine.profiles.Profile
+    profile: Profile
     model_onnx: Path                   # the model as given, or exported from PyTorch (dynamic batch)
     model_is_quantized: bool           # a given INT8 model: quantising it again makes no sense
     num_classes: int
     splits: dict[str, Split]           # "validation" (calibration, tuning) and "evaluation" (accuracy)
-    data_synthetic: bool
     # Builds a fresh torch.nn.Module in eval mode; None when only an .onnx was given.
     torch_model: Callable[[], Any] | None = None
     # Python of the Neural Compressor environment (docs/DESIGN.md: it needs numpy<2, onnx 1.16).
@@ -38,7 +39,6 @@ class Context:
     tflite_converter_python: str | None = None
     threads: int | None = None         # intra-op threads; None: the runtime's default
     log: Callable[[str], None] = print
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def sample(self, batch: int) -> np.ndarray:
         """A batch of real evaluation images (repeated when the split is smaller)."""

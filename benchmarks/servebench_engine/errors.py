@@ -4,28 +4,48 @@ The engine runs on nodes without the control-side package, so it has its own sma
 (the same convention as ``servebench.errors``: one line ``error: <message>``, no traceback).
 Failures *inside* a variant are not these: they become error records and the suite goes on.
 
-Exit codes: 0 the suite ran, 2 bad input (nothing written), 3 a file could not be read or
-written (disk full, read-only folder: the message names the path), 130 interrupted (Ctrl-C),
-143 terminated (SIGTERM, what ``timeout`` sends).
+Exit codes (:class:`ExitCode`, the same numbers as the control side's): 0 the suite ran, 1 an
+unexpected error (a bug), 2 bad input (nothing written), 3 a file could not be read or written
+(disk full, read-only folder: the message names the path), 130 interrupted (Ctrl-C), 143
+terminated (SIGTERM, what ``timeout`` sends). :func:`exit_status` is the one top-level handler.
 """
 
 from __future__ import annotations
 
+import contextlib
+import enum
+import os
+import signal
+import sys
+import threading
+from typing import Callable
+
+DEBUG_VARIABLE = "SERVEBENCH_DEBUG"
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    BUG = 1
+    USAGE = 2
+    FILE = 3
+    INTERRUPTED = 130
+    TERMINATED = 143
+
 
 class EngineError(Exception):
-    exit_code = 1
+    exit_code = ExitCode.BUG
 
 
 class InputError(EngineError):
     """Bad input (model, data, variant ids, paths): nothing was written to --out."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class OutputError(EngineError):
     """An OSError on a file (disk full, read-only folder): the records finished before stay."""
 
-    exit_code = 3
+    exit_code = ExitCode.FILE
 
     @classmethod
     def from_os_error(cls, exc: OSError) -> "OutputError":
@@ -38,4 +58,54 @@ class OutputError(EngineError):
 class Terminated(KeyboardInterrupt):
     """SIGTERM: handled like Ctrl-C (suite.json says interrupted, temporary files go)."""
 
-    exit_code = 143
+    exit_code = ExitCode.TERMINATED
+
+
+def _error(text: str) -> None:
+    print(f"error: {text}", file=sys.stderr, flush=True)
+
+
+def exit_status(body: Callable[[], object]) -> int:
+    """Run ``body`` with SIGTERM unwinding like Ctrl-C; its exit status, and one line on stderr
+    for anything that went wrong (a traceback only for a bug with SERVEBENCH_DEBUG=1)."""
+    try:
+        with _sigterm_raises():
+            code = body()
+    except EngineError as e:
+        _error(str(e))
+        return e.exit_code
+    except OSError as e:
+        error = OutputError.from_os_error(e)
+        _error(str(error))
+        return error.exit_code
+    except Terminated:
+        _error("terminated (SIGTERM); the records finished before are kept")
+        return ExitCode.TERMINATED
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return ExitCode.INTERRUPTED
+    except Exception as e:  # noqa: BLE001 -- a bug of ours: still one line, unless debugging
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        _error(f"unexpected {type(e).__name__}: {e} (a bug: rerun with {DEBUG_VARIABLE}=1 for "
+               "the traceback and report it)")
+        return ExitCode.BUG
+    return ExitCode.OK if code is None else int(code)
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """SIGTERM (``timeout`` in the benchmark role, a stopped job) unwinds like Ctrl-C: the
+    suite marks itself interrupted and the temporary folders are removed on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

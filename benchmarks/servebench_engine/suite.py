@@ -171,7 +171,6 @@ def run_suite(cfg: SuiteConfig, model: PreparedModel, dataset: Dataset,
         model_is_quantized=model.is_quantized,
         num_classes=model.num_classes,
         splits=dataset.splits,
-        data_synthetic=dataset.synthetic,
         torch_model=model.torch_model,
         quantizer_python=cfg.quantizer_python,
         tflite_model=cfg.tflite_model,
@@ -201,9 +200,7 @@ def run_suite(cfg: SuiteConfig, model: PreparedModel, dataset: Dataset,
             def say(msg: str, prefix: str = prefix) -> None:
                 log(prefix + msg)
 
-            # A fresh context each: what one variant leaves in ``extra`` cannot leak into the next.
-            ctx = dataclasses.replace(base_ctx, log=say, extra={"host_kind": cfg.host_kind,
-                                                                "model": run["model"]})
+            ctx = dataclasses.replace(base_ctx, log=say)
             record = run_variant(vid, ctx, run, say)
             results.write_record(cfg.out / f"{vid}.json", record)
             summary["results"][vid] = {

@@ -1,14 +1,32 @@
 """One exception hierarchy for the control side, each class with its exit code.
 
-Commands catch :class:`ServebenchError` at the top, print ``error: <message>`` (one line, no
-traceback) and exit with ``exit_code``. Messages say what to do next. They never carry secrets.
+Every console script exits through one handler (servebench.command.exit_status): it prints
+``error: <message>`` (one line, no traceback) and exits with the error's ``exit_code``, one of
+:class:`ExitCode`. Messages say what to do next. They never carry secrets.
 """
 
 from __future__ import annotations
 
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """The exit statuses of chi-up, chi-down, chi-status, bench-report and servebench.collect (README,
+    "Exit codes"). bench-run has the same numbers in its own package (the node side never imports
+    this one)."""
+
+    OK = 0
+    BUG = 1            # an unexpected error: a bug of ours
+    USAGE = 2          # usage or configuration (and an output that could not be written)
+    STATE = 3          # the state file
+    PROVISION = 4
+    TEARDOWN = 5       # teardown left something
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+    TERMINATED = 143   # SIGTERM (128 + SIGTERM), where a command handles it
+
 
 class ServebenchError(Exception):
-    exit_code = 1
+    exit_code = ExitCode.BUG
 
     def __init__(self, message: str, *, hint: str | None = None):
         super().__init__(message)
@@ -22,7 +40,7 @@ class ServebenchError(Exception):
 class UsageError(ServebenchError):
     """Bad input from the user: unknown site, bad duration, malformed file."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class ConfigError(UsageError):
@@ -37,20 +55,34 @@ class OutputError(ConfigError):
 class StateError(ServebenchError):
     """The state file is missing, unreadable, or belongs to another project."""
 
-    exit_code = 3
+    exit_code = ExitCode.STATE
 
 
 class ProvisionError(ServebenchError):
     """The testbed refused or failed a request, or a wait passed its deadline."""
 
-    exit_code = 4
+    exit_code = ExitCode.PROVISION
 
 
 class TeardownError(ServebenchError):
     """Something chi-up made could not be removed: the message lists what is left."""
 
-    exit_code = 5
+    exit_code = ExitCode.TEARDOWN
 
 
 class Interrupted(ServebenchError):
-    exit_code = 130
+    """Ctrl-C, after what it interrupted was rolled back (the message says what is left)."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+class TerminatedError(Interrupted):
+    """SIGTERM, rolled back like Ctrl-C."""
+
+    exit_code = ExitCode.TERMINATED
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by a command's SIGTERM handler: unwinds like Ctrl-C (rollbacks run), exits 143."""
+
+    exit_code = ExitCode.TERMINATED

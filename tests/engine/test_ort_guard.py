@@ -35,7 +35,7 @@ def make_ctx(model, tmp_path) -> Context:
     split = Split(images=images, labels=np.arange(4) % 11)
     return Context(workdir=tmp_path, profile=PROFILES["smoke"], model_onnx=model,
                    model_is_quantized=True, num_classes=11,
-                   splits={"validation": split, "evaluation": split}, data_synthetic=True,
+                   splits={"validation": split, "evaluation": split},
                    log=lambda m: None)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from servebench.errors import Interrupted, ProvisionError
+from servebench.errors import Interrupted, ProvisionError, TerminatedError
 from tests.provision.cli_fixtures import Cli, assert_no_secrets, cli  # noqa: F401
 
 
@@ -113,7 +113,8 @@ def test_every_fault_is_rolled_back_and_nothing_leaks(cli: Cli, ctrl_c_raises):
         injected += injection.hits
         line = _assert_one_error_line(
             result.output, result.exit_code,
-            Interrupted.exit_code if case.signal else ProvisionError.exit_code)
+            {signal.SIGINT: Interrupted.exit_code, signal.SIGTERM: TerminatedError.exit_code,
+             None: ProvisionError.exit_code}[case.signal])
         assert case.expect in line, f"{case.label}: {line}"
         assert "rolled back" in line or "nothing was made" in line, f"{case.label}: {line}"
         assert "left:" not in line, f"{case.label}: {line}"

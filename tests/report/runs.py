@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from servebench.collect import collect
+
 BATCH = 32
 
 
@@ -103,25 +105,45 @@ def write_json(path: Path, doc) -> None:
     path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
 
 
+def engine_suite(recs: list[dict], *, host: str, kind: str, profile: str) -> dict:
+    """runs/<runtime>/suite.json as the engine writes it for these records."""
+    return {
+        "schema_version": 1, "status": "complete", "host": host, "host_kind": kind,
+        "profile": profile, "model": recs[0]["model"], "data": recs[0]["data"],
+        "variants": [r["variant"] for r in recs],
+        "results": {r["variant"]: {"status": r["status"], "reason": r["reason"],
+                                   "p50_ms": (r["latency_ms"] or {}).get("p50"),
+                                   "file": f"{r['variant']}.json"} for r in recs},
+        "started_at": "2026-11-23T19:15:00.000Z", "finished_at": "2026-11-23T19:17:40.000Z",
+    }
+
+
 def write_run(root: Path, run_id: str, hosts: dict[str, dict], *, profile: str = "quick",
               run_json: bool = True) -> Path:
-    """hosts: name -> {"kind", "status" ("ok"|"failed"), "reason", "records": [record...]}."""
+    """hosts: name -> {"kind", "status" ("ok"|"failed"), "reason", "records": [record...]}.
+    The records and each host's engine summary are written as the engine does; the run-level
+    files by servebench.collect itself, as the collect play does."""
     run = root / run_id
     run.mkdir(parents=True)
+    plan_hosts = []
     for name, h in hosts.items():
-        write_json(run / name / "host_status.json",
-                   {"host": name, "kind": h["kind"], "status": h.get("status", "ok"),
-                    "reason": h.get("reason")})
         recs = h.get("records", [])
-        write_json(run / name / "suite.json",
-                   {"variants": {r["variant"]: r["status"] for r in recs}})
         for r in recs:
             write_json(run / name / f"{r['variant']}.json", r)
-    if run_json:
-        write_json(run / "run.json", {
-            "run_id": run_id, "profile": profile, "hosts": list(hosts),
-            "started_at": "2026-11-23T19:15:00Z", "finished_at": "2026-11-23T19:17:40Z",
-            "git_revision": "0123abcd"})
+        if recs:
+            write_json(run / name / "runs" / "local" / "suite.json",
+                       engine_suite(recs, host=name, kind=h["kind"], profile=profile))
+        failure = ({"stage": "benchmark", "reason": h.get("reason") or "failed"}
+                   if h.get("status") == "failed" else {})
+        (run / name).mkdir(parents=True, exist_ok=True)
+        plan_hosts.append({"host": name, "kind": h["kind"], "failure": failure})
+    collect(run, {"run_id": run_id, "profile": profile, "variants": [], "model": "",
+                  "tflite_model": "", "started_at": "2026-11-23T19:15:00Z", "repo": str(root),
+                  "hosts": plan_hosts})
+    # The tests point results/latest themselves where they need it.
+    (root / "latest").unlink(missing_ok=True)
+    if not run_json:
+        (run / "run.json").unlink()
     return run
 
 

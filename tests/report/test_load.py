@@ -30,7 +30,7 @@ def test_corrupt_and_newer_records_are_unreadable_the_rest_read(tmp_path):
     assert by["openvino"].status == "unreadable"
     assert "corrupt JSON at line 1" in by["openvino"].reason
     assert by["tflite"].status == "unreadable"
-    assert "schema_version 2 is not 1" in by["tflite"].reason
+    assert "schema_version 2 is newer than 1" in by["tflite"].reason
     assert host.status == "ok"
 
 
@@ -50,15 +50,21 @@ def test_failed_host_keeps_its_reason(tmp_path):
 
 
 def test_host_without_records_is_failed(tmp_path):
-    run = _run(tmp_path, h={"kind": "edge", "records": []})
-    (host,) = load_run(run).hosts
-    assert host.status == "failed"
-    assert "no readable variant records" in host.reason
+    run = _run(tmp_path, h={"kind": "edge", "records": []},
+               corrupt={"kind": "edge", "records": [record("tflite")]})
+    (run / "corrupt" / "tflite.json").write_text("{")
+    hosts = {h.name: h for h in load_run(run).hosts}
+    assert hosts["h"].status == "failed"
+    assert "no results were collected" in hosts["h"].reason
+    assert hosts["corrupt"].status == "failed"
+    assert "no readable variant records" in hosts["corrupt"].reason
 
 
 def test_variant_in_suite_without_record_is_shown(tmp_path):
     run = _run(tmp_path, h={"kind": "local", "records": [record("onnx-cpu")]})
-    write_json(run / "h" / "suite.json", {"variants": ["onnx-cpu", "openvino"]})
+    suite = json.loads((run / "h" / "suite.json").read_text())
+    suite["variants"].append("openvino")
+    write_json(run / "h" / "suite.json", suite)
     (host,) = load_run(run).hosts
     assert [(r.variant, r.status) for r in host.records] == [("onnx-cpu", "ok"),
                                                              ("openvino", "unreadable")]
@@ -67,7 +73,8 @@ def test_variant_in_suite_without_record_is_shown(tmp_path):
 def test_host_listed_in_run_json_without_folder_is_failed(tmp_path):
     run = _run(tmp_path, h={"kind": "local", "records": [record("onnx-cpu")]})
     meta = json.loads((run / "run.json").read_text())
-    meta["hosts"] = ["h", "pi5"]
+    meta["hosts"].append({"host": "pi5", "kind": "edge", "status": "failed", "stage": None,
+                          "reason": None})
     write_json(run / "run.json", meta)
     hosts = {h.name: h for h in load_run(run).hosts}
     assert hosts["pi5"].status == "failed"

@@ -108,7 +108,7 @@ def make_context(assets, workdir: Path, **overrides) -> Context:
         model_is_quantized=False,
         num_classes=NUM_CLASSES,
         splits=assets.splits,
-        data_synthetic=True,
+       
         torch_model=lambda: copy.deepcopy(assets.module).eval(),
         threads=2,
         log=lambda message: print(message, flush=True),

@@ -1,8 +1,12 @@
 """chi-up, chi-down, chi-status: provision what the study needs on Chameleon, and remove it.
 
 Every failure is one line, ``error: <what happened> (<what to do>)``, with the exit code of its
-class in servebench.errors (2 usage/config, 3 state, 4 provisioning, 5 teardown, 130
-interrupted); no tracebacks. Every printed line is scrubbed of the secrets in the environment.
+class (servebench.errors.ExitCode: 2 usage/config, 3 state, 4 provisioning, 5 teardown, 130
+interrupted, 143 SIGTERM during chi-up); no tracebacks. Every printed line is scrubbed of the secrets in the environment.
+
+python-chi is imported only by the modules that talk to the testbed (cloud, lease, teardown,
+status, ...), and there inside the functions: importing it costs about a second and reads
+configuration from the environment, which --help and usage errors need not pay for.
 """
 
 from __future__ import annotations
@@ -12,19 +16,23 @@ import functools
 import getpass
 import logging
 import os
-import signal
-import sys
-import threading
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
-from servebench.errors import Interrupted, ProvisionError, ServebenchError, StateError, UsageError
+from servebench.command import OneLineCommand, sigterm_raises
+from servebench.errors import ProvisionError, ServebenchError, StateError, UsageError
 
 from . import credentials, lease, state as state_mod
+from .cloud import connect, failure
+from .inventory import default_path as inventory_default
 from .sites import SITES, get_site
+from .ssh import load_key
+from .status import report
+from .teardown import discover, require_clean, teardown
+from .up import DEFAULT_WAITS, Plan, Provisioner
 from .waiting import poll_interval
 
 
@@ -44,19 +52,12 @@ class _Console:
         click.echo(f"error: {self.redact(line)}", err=True)
 
 
-class _OneLineCommand(click.Command):
-    """Click's own usage errors, one line too (no usage block)."""
+class _ChiCommand(OneLineCommand):
+    """The error line scrubbed of the secrets the command read (the console in ctx.obj)."""
 
-    def main(self, *args, standalone_mode: bool = True, **kwargs):
-        try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
-        except click.ClickException as exc:
-            click.echo(f"error: {exc.format_message()} (see --help)", err=True)
-            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
-        except click.Abort:
-            click.echo("error: interrupted", err=True)
-            sys.exit(Interrupted.exit_code)
-        sys.exit(code or 0)
+    def error_line(self, ctx: click.Context | None, text: str) -> None:
+        console = ctx.obj if ctx is not None and isinstance(ctx.obj, _Console) else _Console()
+        console.error(text)
 
 
 @contextlib.contextmanager
@@ -81,45 +82,15 @@ def _quiet_libraries():
 
 
 def _guarded(body):
-    """Run a command body with a console; our errors become one line and their exit code."""
+    """Run a command body with a console (kept in ctx.obj, for the scrubbed error line)."""
 
     @functools.wraps(body)
     def wrapper(**kwargs):
-        console = _Console()
-        try:
-            with _quiet_libraries():
-                body(console, **kwargs)
-        except ServebenchError as exc:
-            console.error(exc.format())
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            console.error("interrupted")
-            sys.exit(Interrupted.exit_code)
-        except Exception as exc:  # noqa: BLE001 -- a bug of ours: still one line, unless debugging
-            if os.environ.get("SERVEBENCH_DEBUG"):
-                raise
-            console.error(f"unexpected {type(exc).__name__}: {exc} "
-                          "(a bug: rerun with SERVEBENCH_DEBUG=1 for the traceback and report it)")
-            sys.exit(1)
+        console = click.get_current_context().obj = _Console()
+        with _quiet_libraries():
+            body(console, **kwargs)
 
     return wrapper
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts():
-    """SIGTERM (a closed terminal, a killed CI job) rolls back like Ctrl-C does."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # -- shared options --------------------------------------------------------------------------
@@ -141,15 +112,11 @@ def _credential_options(fn):
 
 
 def _waits(wait_timeout: float | None) -> dict:
-    from .up import DEFAULT_WAITS
-
     return {k: wait_timeout or v for k, v in DEFAULT_WAITS.items()}
 
 
 def _connect(console: _Console, site_key: str, openrc: Path | None, project: str | None,
              http_timeout: float):
-    from .cloud import connect
-
     console.creds = credentials.resolve(os.environ, openrc, project)
     poll_interval()  # a bad SERVEBENCH_POLL_INTERVAL is a usage error before anything starts
     return connect(get_site(site_key), console.creds, http_timeout)
@@ -189,7 +156,7 @@ def _find_state(name: str | None, state_path: Path | None) -> Path | None:
 
 # -- chi-up ----------------------------------------------------------------------------------
 
-@click.command(cls=_OneLineCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=_ChiCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--site", required=True, metavar="|".join(SITES),
               help="tacc: CHI@TACC compute_liqid; uc: CHI@UC compute_gigaio (both AMD EPYC 7763 + "
                    "A100); edge: CHI@Edge Raspberry Pi 5 (a container).")
@@ -231,8 +198,6 @@ def chi_up(console: _Console, site, name, start, duration, start_on_hour, end_be
     Running it again with the same name reuses what exists and creates nothing new. If a step
     fails or you press Ctrl-C, what this run made is rolled back (unless --keep).
     """
-    from .up import Plan, Provisioner
-
     where = get_site(site)
     if where.is_edge and (node_type or node_name):
         raise UsageError("--node-type and --node are for server sites (tacc, uc)")
@@ -245,8 +210,6 @@ def chi_up(console: _Console, site, name, start, duration, start_on_hour, end_be
         lease.parse_start(start),
         lease.parse_duration(duration) if duration else where.default_duration,
         datetime.now(timezone.utc), start_on_hour, end_before_hour)
-    from .ssh import load_key
-
     private, public_path = _resolve_key(key)
     private, public_key = load_key(private, public_path)
     plan = Plan(
@@ -256,12 +219,10 @@ def chi_up(console: _Console, site, name, start, duration, start_on_hour, end_be
         key_name=key_name or os.environ.get("OS_KEYPAIR_NAME") or f"servebench-{_user()}",
         ssh_user=ssh_user or where.ssh_user, ssh_port=ssh_port,
         state_path=(state_path or state_mod.default_path(name)).absolute(),
-        inventory_path=(inventory_path or _inventory_default(name)).absolute(),
+        inventory_path=(inventory_path or inventory_default(name)).absolute(),
         waits=_waits(wait_timeout))
     identity = _connect(console, site, openrc, project, http_timeout)
     if dry_run:
-        from .cloud import failure
-
         try:
             existing = lease.find_lease(name)
         except ServebenchError:
@@ -274,22 +235,16 @@ def chi_up(console: _Console, site, name, start, duration, start_on_hour, end_be
         return
     with state_mod.locked(name):
         provisioner = Provisioner(plan, identity, console.say)
-        with _sigterm_interrupts():
+        with sigterm_raises():
             try:
                 provisioner.run()
             except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 -- every failure rolls back
                 raise provisioner.fail(exc, keep=keep) from None
 
 
-def _inventory_default(name: str) -> Path:
-    from .inventory import default_path
-
-    return default_path(name)
-
-
 # -- chi-down --------------------------------------------------------------------------------
 
-@click.command(cls=_OneLineCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=_ChiCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--name", help="Deployment (lease) name; default the only one in .servebench/.")
 @click.option("--site", metavar="|".join(SITES),
               help="Site to search when the state file is lost (with --name).")
@@ -320,8 +275,6 @@ def chi_down(console: _Console, name, site, openrc, project, http_timeout, wait_
 
 def _down_from_state(console: _Console, path: Path, site, openrc, project, http_timeout,
                      waits: dict) -> None:
-    from .teardown import require_clean, teardown
-
     state = state_mod.State.load(path)  # again, under the lock: what the holder left
     if site and get_site(site).key != state.identity.site:
         raise UsageError(f"{path} is a deployment at {state.identity.region}, not {get_site(site).region}")
@@ -336,11 +289,7 @@ def _down_from_state(console: _Console, path: Path, site, openrc, project, http_
 
 def _down_by_name(console: _Console, name: str, site, openrc, project, http_timeout,
                   waits: dict) -> None:
-    from .teardown import discover, require_clean, teardown
-
     identity = _connect(console, site, openrc, project, http_timeout)
-    from .cloud import failure
-
     try:
         found = discover(name)
     except Exception as exc:  # noqa: BLE001
@@ -349,7 +298,7 @@ def _down_by_name(console: _Console, name: str, site, openrc, project, http_time
                 f"({len(found)} found)")
     result = teardown(found, name, waits["teardown"], console.say)
     if not result.left:
-        _inventory_default(name).unlink(missing_ok=True)
+        inventory_default(name).unlink(missing_ok=True)
     require_clean(result, name, identity.region, console.say)
 
 
@@ -362,23 +311,19 @@ def _remove_files(state: state_mod.State) -> None:
 
 # -- chi-status ------------------------------------------------------------------------------
 
-@click.command(cls=_OneLineCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=_ChiCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--name", help="Deployment (lease) name; default the only one in .servebench/.")
 @_credential_options
 @_guarded
 def chi_status(console: _Console, name, openrc, project, http_timeout, wait_timeout, state_path):
     """Show the lease window and time left, each resource and its state, and whether SSH answers.
     Reads only; exits 0 when everything is up, 4 when something is missing or down."""
-    from .status import report
-
     path = _find_state(name, state_path)
     if path is None:
         raise StateError("no deployment found in .servebench/", hint="run chi-up first, or pass --state")
     state = state_mod.State.load(path)
     identity = _connect(console, state.identity.site, openrc, project, http_timeout)
     state.check_identity(identity)
-    from .cloud import failure
-
     try:
         healthy = report(state, console.say)
     except Exception as exc:  # noqa: BLE001

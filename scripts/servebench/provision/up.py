@@ -17,7 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from servebench.errors import Interrupted, ProvisionError, ServebenchError, StateError
+from servebench.errors import (Interrupted, ProvisionError, ServebenchError, StateError,
+                               Terminated, TerminatedError)
 
 from . import container, floating_ip, inventory, lease, server
 from .cloud import failure
@@ -346,6 +347,8 @@ class Provisioner:
 
     @staticmethod
     def _error(cause: BaseException, message: str) -> ServebenchError:
+        if isinstance(cause, (Terminated, TerminatedError)):
+            return TerminatedError(message)
         if isinstance(cause, (KeyboardInterrupt, Interrupted)):
             return Interrupted(message)
         code_from = cause if isinstance(cause, ServebenchError) else ProvisionError("")

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from ..errors import ServebenchError
+from ..command import OneLineCommand
 from .load import load_run
 from .render import write_report
 from .targets import load_targets
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--targets", "targets_file", type=click.Path(path_type=Path, dir_okay=False),
               default=None,
@@ -28,13 +28,9 @@ def main(run_dir: Path, targets_file: Path | None, out_dir: Path | None) -> None
     host are indicative, since local is not the target hardware. Nothing is written unless the
     whole report renders.
     """
-    try:
-        targets = load_targets(targets_file)
-        run = load_run(run_dir)
-        written = write_report(run, targets, out_dir or run_dir)
-    except ServebenchError as exc:
-        click.echo(f"error: {exc.format()}", err=True)
-        raise SystemExit(exc.exit_code) from None
+    targets = load_targets(targets_file)
+    run = load_run(run_dir)
+    written = write_report(run, targets, out_dir or run_dir)
     for path in written.paths:
         click.echo(f"wrote {path}")
     click.echo(f"verdict for run {run.run_id}:")

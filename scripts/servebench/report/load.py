@@ -1,8 +1,11 @@
 """Read one run folder (`results/<run-id>/`, layout in docs/RESULTS.md) into plain objects.
 
-Reading never crashes on a bad record: a corrupt or newer-schema file becomes an `unreadable`
-record with the reason, and a host that failed or left no records is shown failed, so the report
-always says what happened on every host.
+Every file is checked against the one schema (servebench.schema) that servebench.collect and the
+engine write: nothing else is accepted. A run.json of an older schema_version refuses the whole
+run (one line saying how to collect it again). Otherwise reading never crashes on a bad file: a
+record that does not match becomes an `unreadable` record with the reason, a bad host file a
+note, and a host that failed or left no records is shown failed, so the report always says what
+happened on every host.
 """
 
 from __future__ import annotations
@@ -13,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..schema import problem as schema_problem, version_problem
 
-SCHEMA_VERSION = 1
-RECORD_STATUSES = ("ok", "error", "skipped")
 _HOST_FILES = ("host_status.json", "suite.json")
 # Folders of a run that are not hosts.
 _NOT_HOSTS = {"runner", "plots"}
@@ -81,19 +83,17 @@ def _read_json(path: Path) -> tuple[Any, str | None]:
         return None, f"corrupt JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
 
 
-def read_record(path: Path) -> Record:
+def _read_valid(path: Path, kind: str, again: str) -> tuple[Any, str | None]:
+    """(document, None) if ``path`` is a valid ``kind``, else (None, why not); ``again`` says how
+    to write an older one anew."""
     doc, problem = _read_json(path)
-    if problem is None and not isinstance(doc, dict):
-        problem = "not a JSON object"
     if problem is None:
-        version = doc.get("schema_version")
-        if version != SCHEMA_VERSION:
-            problem = (f"schema_version {version!r} is not {SCHEMA_VERSION}: written by another "
-                       "servebench version; update servebench to read it")
-        elif doc.get("status") not in RECORD_STATUSES:
-            problem = f"status {doc.get('status')!r} is not one of {', '.join(RECORD_STATUSES)}"
-        elif not isinstance(doc.get("variant"), str):
-            problem = "no variant id"
+        problem = version_problem(doc, again) or schema_problem(kind, doc)
+    return (None, problem) if problem else (doc, None)
+
+
+def read_record(path: Path) -> Record:
+    doc, problem = _read_valid(path, "record", "benchmark the variant again")
     if problem is not None:
         return Record(path.stem, "unreadable", f"{path.name}: {problem}", path)
     reason = doc.get("reason")
@@ -102,34 +102,20 @@ def read_record(path: Path) -> Record:
     return Record(doc["variant"], doc["status"], reason, path, doc)
 
 
-def _suite_variants(suite: Any) -> list[str]:
-    """The variant ids suite.json says were asked for: a list of ids, a mapping id -> status, or
-    a list of {"variant": id, ...} objects."""
-    if not isinstance(suite, dict):
-        return []
-    asked = suite.get("variants")
-    if isinstance(asked, dict):
-        return [str(v) for v in asked]
-    if isinstance(asked, list):
-        return [str(v["variant"]) if isinstance(v, dict) and "variant" in v else str(v)
-                for v in asked]
-    return []
-
-
-def read_host(folder: Path) -> Host:
+def read_host(folder: Path, recollect: str) -> Host:
     notes: list[str] = []
     status_doc, problem = _read_json(folder / "host_status.json")
-    if problem is not None or not isinstance(status_doc, dict):
-        notes.append(f"host_status.json: {problem or 'not a JSON object'}")
+    if problem is None:
+        problem = schema_problem("host_status", status_doc)
+    if problem is not None:
+        notes.append(f"host_status.json: {problem}")
         status_doc = {}
-    suite, problem = _read_json(folder / "suite.json")
+    suite, problem = _read_valid(folder / "suite.json", "suite", recollect)
     if problem is not None and problem != "missing":
         notes.append(f"suite.json: {problem}")
-    if not isinstance(suite, dict):
-        suite = None
 
     records = [read_record(p) for p in sorted(folder.glob("*.json")) if p.name not in _HOST_FILES]
-    asked = _suite_variants(suite)
+    asked = suite["variants"] if suite else []
     seen = {r.variant for r in records}
     for variant in asked:
         if variant not in seen:
@@ -162,7 +148,16 @@ def load_run(run_dir: Path) -> Run:
                          hint="pass results/<run-id> or results/latest")
     resolved = run_dir.resolve()
     notes: list[str] = []
+    recollect = (f"collect it again: ansible-playbook -i INVENTORY bench.yml --tags collect "
+                 f"-e run_id={resolved.name}")
     meta, problem = _read_json(resolved / "run.json")
+    if problem is None:
+        old = version_problem(meta, recollect)
+        if old:
+            raise UsageError(f"{run_dir}/run.json: {old}")
+        problem = schema_problem("run", meta)
+        if problem is not None:
+            meta = None
     if problem is not None and problem != "missing":
         notes.append(f"run.json: {problem}")
     if not isinstance(meta, dict):
@@ -174,9 +169,9 @@ def load_run(run_dir: Path) -> Run:
             (p / "host_status.json").exists() for p in host_dirs):
         raise UsageError(f"{run_dir} is not a run folder (no run.json, no <host>/host_status.json)",
                          hint="pass results/<run-id> or results/latest")
-    hosts = [read_host(p) for p in host_dirs]
+    hosts = [read_host(p, recollect) for p in host_dirs]
     present = {h.name for h in hosts} | {p.name for p in resolved.iterdir()}
-    for name in _listed_hosts(meta):
+    for name in (h["host"] for h in meta.get("hosts", [])):
         if name not in present:
             hosts.append(Host(name=name, kind="unknown", status="failed",
                               reason="run.json lists this host but no results were collected",
@@ -186,19 +181,3 @@ def load_run(run_dir: Path) -> Run:
                          hint="is it a run folder? pass results/<run-id> or results/latest")
     return Run(run_id=str(meta.get("run_id") or resolved.name), path=resolved, meta=meta,
                hosts=hosts, notes=notes)
-
-
-def _listed_hosts(meta: dict) -> list[str]:
-    """Host names from run.json's `hosts`: a list of names or of {"name"/"host": ...}."""
-    listed = meta.get("hosts")
-    if isinstance(listed, dict):
-        return [str(h) for h in listed]
-    if not isinstance(listed, list):
-        return []
-    names = []
-    for item in listed:
-        if isinstance(item, dict):
-            item = item.get("name") or item.get("host")
-        if item:
-            names.append(str(item))
-    return names

@@ -1,0 +1,192 @@
+"""``python -m servebench.collect RUN_DIR < plan.json``: write a run's run-level files.
+
+The collect play (playbooks/collect.yml) fetches each host's records into RUN_DIR/<host>/ and
+then calls this, with what only Ansible knows on stdin (the run's settings and, per host, the
+stage that failed). It writes, valid against the one schema (servebench.schema):
+
+- <host>/suite.json: the engine runs' summaries (runs/<runtime>/suite.json) merged;
+- <host>/host_status.json: ok, or failed with the stage and the reason;
+- run.json: the run's settings and every host's status;
+- results/latest -> RUN_DIR, when some host left results.
+
+The plan on stdin::
+
+    {"run_id": str, "profile": str, "variants": [str], "model": str, "tflite_model": str,
+     "started_at": str, "repo": str,
+     "hosts": [{"host": str, "kind": str, "failure": {"stage": str, "reason": str} or {}}]}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .command import OneLineCommand
+from .errors import OutputError, ServebenchError, UsageError
+from .files import write_private
+from .schema import SCHEMA_VERSION, problem, version_problem
+
+RUNS_DIR = "runs"
+SUITE_FILE = "suite.json"
+HOST_STATUS_FILE = "host_status.json"
+RUN_FILE = "run.json"
+LATEST = "latest"
+_PLAN_KEYS = ("run_id", "profile", "variants", "model", "tflite_model", "started_at", "repo",
+              "hosts")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def read_suites(host_dir: Path) -> tuple[list[tuple[str, dict]], list[str]]:
+    """(runtime, summary) of each engine run of a host, and what was wrong with the others."""
+    suites, problems = [], []
+    for path in sorted((host_dir / RUNS_DIR).glob(f"*/{SUITE_FILE}")):
+        doc = _read_json(path)
+        why = ("not readable JSON" if doc is None
+               else version_problem(doc, "rerun the benchmark stage") or problem("suite", doc))
+        if why:
+            problems.append(f"{path.relative_to(host_dir)}: {why}")
+        else:
+            suites.append((path.parent.name, doc))
+    return suites, problems
+
+
+def merge_suites(suites: list[tuple[str, dict]]) -> dict:
+    """One summary for the host: the first run's settings, every run's variants and results, the
+    first unfinished status (complete only if all are), the last finish, the runtimes."""
+    docs = [doc for _, doc in suites]
+    merged = dict(docs[0])
+    unfinished = [doc for doc in docs if doc["status"] != "complete"]
+    finished = [doc["finished_at"] for doc in docs if doc["finished_at"]]
+    merged.update(
+        variants=[v for doc in docs for v in doc["variants"]],
+        results={k: v for doc in docs for k, v in doc["results"].items()},
+        status=unfinished[0]["status"] if unfinished else "complete",
+        finished_at=max(finished) if finished else None,
+        runtimes=[runtime for runtime, _ in suites])
+    merged.pop("reason", None)
+    if unfinished and "reason" in unfinished[0]:
+        merged["reason"] = unfinished[0]["reason"]
+    return merged
+
+
+def host_status(host: dict, has_results: bool, problems: list[str]) -> dict:
+    failure = host.get("failure") or {}
+    reason = failure.get("reason") or "; ".join(problems) or (
+        None if has_results else "no results were collected from this host")
+    return {"host": host["host"], "kind": host.get("kind") or "unknown",
+            "status": "failed" if failure or problems or not has_results else "ok",
+            "stage": failure.get("stage"), "reason": reason}
+
+
+def _git_revision(repo: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "--verify", "--quiet", "HEAD"], cwd=repo,
+                              capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def _write(path: Path, kind: str, doc: dict) -> None:
+    wrong = problem(kind, doc)
+    if wrong:  # what we made ourselves: a bug, never written
+        raise ServebenchError(f"{path.name} would not match the schema ({wrong})")
+    try:
+        write_private(path, json.dumps(doc, indent=2) + "\n", mode=0o644)
+    except OSError as exc:
+        raise OutputError(f"cannot write {exc.filename or path}: {exc.strerror or exc}",
+                          hint="free space or make the results folder writable") from None
+
+
+def _check_plan(plan: Any) -> dict:
+    if not isinstance(plan, dict):
+        raise UsageError("the plan on stdin is not a JSON object")
+    missing = [key for key in _PLAN_KEYS if key not in plan]
+    if missing:
+        raise UsageError(f"the plan on stdin lacks {', '.join(missing)}")
+    if not all(isinstance(h, dict) and h.get("host") for h in plan["hosts"]):
+        raise UsageError("the plan's hosts must each be an object with a host name")
+    return plan
+
+
+def collect(run_dir: Path, plan: dict) -> dict:
+    """Write the run-level files of ``run_dir``; return run.json as written."""
+    plan = _check_plan(plan)
+    statuses, collected_any = [], False
+    for host in plan["hosts"]:
+        host_dir = run_dir / host["host"]
+        suites, problems = read_suites(host_dir)
+        if suites:
+            _write(host_dir / SUITE_FILE, "suite", merge_suites(suites))
+        collected_any = collected_any or bool(suites)
+        status = host_status(host, bool(suites), problems)
+        _write(host_dir / HOST_STATUS_FILE, "host_status", status)
+        statuses.append(status)
+    earlier = _read_json(run_dir / RUN_FILE)
+    started = earlier.get("started_at") if isinstance(earlier, dict) else None
+    run = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": plan["run_id"],
+        "profile": plan["profile"],
+        "variants": list(plan["variants"]) or None,
+        "model": plan["model"] or "random-init",
+        "tflite_model": plan["tflite_model"] or None,
+        "hosts": statuses,
+        # A second collect of the same run keeps when the run began.
+        "started_at": started if isinstance(started, str) else plan["started_at"],
+        "finished_at": now_iso(),
+        "git_revision": _git_revision(plan["repo"]),
+    }
+    _write(run_dir / RUN_FILE, "run", run)
+    if collected_any:
+        _point_latest(run_dir)
+    return run
+
+
+def _point_latest(run_dir: Path) -> None:
+    """results/latest -> <run-id>, replaced in one rename (a reader never finds it missing)."""
+    latest = run_dir.parent / LATEST
+    tmp = run_dir.parent / f".{LATEST}.{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run_dir.name)
+        os.replace(tmp, latest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot point {latest} at {run_dir.name}: {exc.strerror or exc}") from None
+
+
+@click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+def main(run_dir: Path) -> None:
+    """Write RUN_DIR's run.json and each host's suite.json and host_status.json from the fetched
+    records, with the plan (JSON) read from stdin. The collect play runs it."""
+    try:
+        plan = json.loads(sys.stdin.read())
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"the plan on stdin is not JSON: {exc.msg} at line {exc.lineno}") from None
+    run = collect(run_dir, plan)
+    for host in run["hosts"]:
+        click.echo(f"{host['host']}: {host['status']}"
+                   + (f" ({host['reason']})" if host["reason"] else ""))
+
+
+if __name__ == "__main__":
+    main()
