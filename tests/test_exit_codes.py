@@ -21,7 +21,12 @@ from servebench_engine.errors import ExitCode as EngineExitCode
 
 from .report.runs import local_run
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+# What a Ctrl-C and a bug (any unexpected exception) inside a command's body end as.
+CTRL_C_AND_BUG = ("raised, code, says", [
+    (KeyboardInterrupt, 130, "error: interrupted"),
+    (RuntimeError("lost"), 1,
+     "error: unexpected RuntimeError: lost (a bug: rerun with SERVEBENCH_DEBUG=1"),
+])
 
 
 def test_both_sides_have_the_readme_codes():
@@ -42,11 +47,7 @@ def run_dir(tmp_path):
     return local_run(tmp_path)
 
 
-@pytest.mark.parametrize("raised, code, says", [
-    (KeyboardInterrupt, 130, "error: interrupted"),
-    (ValueError("bad numbers"), 1, "error: unexpected ValueError: bad numbers (a bug: rerun "
-                                   "with SERVEBENCH_DEBUG=1"),
-])
+@pytest.mark.parametrize(CTRL_C_AND_BUG[0], CTRL_C_AND_BUG[1])
 def test_bench_report_ctrl_c_and_a_bug(run_dir, monkeypatch, raised, code, says):
     def boom(*args, **kwargs):
         raise raised
@@ -93,11 +94,7 @@ def test_chi_status_ctrl_c_is_130(tmp_path):
     assert (proc.returncode, out, err) == (130, "", "error: interrupted\n")
 
 
-@pytest.mark.parametrize("raised, code, says", [
-    (KeyboardInterrupt, 130, "error: interrupted"),
-    (RuntimeError("lost"), 1, "error: unexpected RuntimeError: lost (a bug: rerun with "
-                              "SERVEBENCH_DEBUG=1"),
-])
+@pytest.mark.parametrize(CTRL_C_AND_BUG[0], CTRL_C_AND_BUG[1])
 def test_chi_down_ctrl_c_and_a_bug(tmp_path, monkeypatch, raised, code, says):
     from servebench.provision import cli as chi
 
@@ -112,11 +109,7 @@ def test_chi_down_ctrl_c_and_a_bug(tmp_path, monkeypatch, raised, code, says):
     assert _one_line(result.output).startswith(says)
 
 
-@pytest.mark.parametrize("raised, code, says", [
-    (KeyboardInterrupt, 130, "error: interrupted"),
-    (RuntimeError("lost"), 1, "error: unexpected RuntimeError: lost (a bug: rerun with "
-                              "SERVEBENCH_DEBUG=1"),
-])
+@pytest.mark.parametrize(CTRL_C_AND_BUG[0], CTRL_C_AND_BUG[1])
 def test_bench_run_ctrl_c_and_a_bug(monkeypatch, capsys, raised, code, says):
     def boom(argv):
         raise raised

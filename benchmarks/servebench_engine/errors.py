@@ -96,7 +96,9 @@ def exit_status(body: Callable[[], object]) -> int:
 @contextlib.contextmanager
 def _sigterm_raises():
     """SIGTERM (``timeout`` in the benchmark role, a stopped job) unwinds like Ctrl-C: the
-    suite marks itself interrupted and the temporary folders are removed on the way out."""
+    suite marks itself interrupted and the temporary folders are removed on the way out.
+    (servebench.command.sigterm_raises is its control-side twin: the node side cannot import
+    the control side.)"""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
