@@ -4,7 +4,8 @@ Everything the user gives is checked before --out is touched (model, data, varia
 so bad input leaves no half-made result folder: one line ``error: ...`` and exit status 2.
 Exit 0 means the suite ran, even if some variants recorded errors (the records say why);
 3 a file could not be read or written (the line names it); 130 interrupted by Ctrl-C, 143 by
-SIGTERM (suite.json says interrupted, the finished records stay, temporary folders go).
+SIGTERM (suite.json says interrupted, the finished records stay, temporary folders go); 1 an
+unexpected error, a bug (one line; SERVEBENCH_DEBUG=1 for the traceback). errors.ExitCode.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                f"but {', '.join(GROUPS['gpu'])}); gpu. Exit status: 0 the suite ran (variant "
                "errors are in their records), 2 bad input (nothing written), 3 a file could not be "
                "read or written (the message names it), 130 interrupted, 143 terminated "
-               "(SIGTERM; finished records kept).",
+               "(SIGTERM; finished records kept), 1 a bug (SERVEBENCH_DEBUG=1 for a traceback).",
     )
     p.add_argument("--model", type=Path, metavar="PATH",
                    help="the model: a .onnx (input [N,3,224,224] float32) or a .pth holding the "
