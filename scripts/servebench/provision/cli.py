@@ -2,10 +2,12 @@
 
 Every failure is one line, ``error: <what happened> (<what to do>)``, with the exit code of its
 class (servebench.errors.ExitCode: 2 usage/config, 3 state, 4 provisioning, 5 teardown, 130
-interrupted, 143 SIGTERM during chi-up); no tracebacks. Every printed line is scrubbed of the secrets in the environment.
+interrupted, 143 SIGTERM during chi-up); no tracebacks. Every printed line is scrubbed of the
+secrets in the environment.
 
 python-chi is imported only by the modules that talk to the testbed (cloud, lease, teardown,
-status, ...), and there inside the functions: importing it costs about a second and reads
+status, ...), and there inside the functions: importing it takes about 2 s (measured on the
+2-core development machine) and reads
 configuration from the environment, which --help and usage errors need not pay for.
 """
 
