@@ -7,8 +7,8 @@ secrets in the environment.
 
 python-chi is imported only by the modules that talk to the testbed (cloud, lease, teardown,
 status, ...), and there inside the functions: importing it takes about 2 s (measured on the
-2-core development machine) and reads
-configuration from the environment, which --help and usage errors need not pay for.
+2-core development machine) and reads configuration from the environment, which --help and
+usage errors need not pay for.
 """
 
 from __future__ import annotations
