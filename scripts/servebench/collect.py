@@ -174,7 +174,7 @@ def _point_latest(run_dir: Path) -> None:
 
 
 @click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
 def main(run_dir: Path) -> None:
     """Write RUN_DIR's run.json and each host's suite.json and host_status.json from the fetched
     records, with the plan (JSON) read from stdin. The collect play runs it."""

@@ -23,7 +23,7 @@ PLAN = {"run_id": "r", "profile": "quick", "variants": [], "model": "", "tflite_
         "started_at": "2026-11-23T19:15:00Z"}
 
 
-def _collect_cli(run_dir, stdin: str, **popen):
+def _collect_cli(run_dir, **popen):
     return subprocess.Popen([sys.executable, "-m", "servebench.collect", str(run_dir)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, **popen)
@@ -76,14 +76,19 @@ def test_merge_of_two_engine_runs_a_failed_host_and_a_second_collect(tmp_path):
 
 
 def test_a_run_with_no_results_leaves_latest_alone(tmp_path):
-    (tmp_path / "results" / "r" / "n1").mkdir(parents=True)
-    collect(tmp_path / "results" / "r",
-            {**PLAN, "repo": str(tmp_path), "hosts": [{"host": "n1", "kind": "edge"}]})
+    """Through the module's command line, as the play calls it; no host left even a folder."""
+    proc = _collect_cli(tmp_path / "results" / "r")
+    out, err = proc.communicate(json.dumps(
+        {**PLAN, "repo": str(tmp_path), "hosts": [{"host": "n1", "kind": "edge"}]}), timeout=60)
+    assert (proc.returncode, out, err) == (
+        0, "n1: failed (no results were collected from this host)\n", "")
+    assert json.loads((tmp_path / "results" / "r" / "n1" / "host_status.json").read_text())[
+        "status"] == "failed"
     assert not (tmp_path / "results" / "latest").is_symlink()
 
 
 def test_bad_plan_is_one_line_exit_2(tmp_path):
-    proc = _collect_cli(tmp_path, "")
+    proc = _collect_cli(tmp_path)
     out, err = proc.communicate('{"run_id": "r"}', timeout=60)
     assert proc.returncode == 2, err
     assert err.startswith("error: the plan on stdin lacks profile") and err.count("\n") == 1
@@ -91,7 +96,7 @@ def test_bad_plan_is_one_line_exit_2(tmp_path):
 
 def test_ctrl_c_is_130_one_line(tmp_path):
     # SIGINT as a terminal sends it (a parent started with SIGINT ignored would pass that on).
-    proc = _collect_cli(tmp_path, "", preexec_fn=lambda: signal.signal(signal.SIGINT,
+    proc = _collect_cli(tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT,
                                                                        signal.SIG_DFL))
     # It blocks reading the plan from stdin: interrupt it there, once it is up (its handler set).
     deadline = time.monotonic() + 30
