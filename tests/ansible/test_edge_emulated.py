@@ -39,7 +39,6 @@ def tiny_classifier(dest: Path) -> Path:
     plumbing (venv, every variant, fetch, report) is what this test is about, not the model.
     The bias makes every image class 0, so no INT8 rounding can move the accuracy."""
     import torch
-
     from servebench_engine.model import export_onnx
 
     torch.manual_seed(0)
