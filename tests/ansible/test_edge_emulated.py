@@ -15,6 +15,7 @@ per machine, takes 9 min more.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -26,7 +27,11 @@ from tests.support import arm64
 
 from .conftest import LOCAL_INVENTORY, bench, read_json
 
-pytestmark = pytest.mark.slow
+# Whole testbed nodes built from scratch take longer than CI's budget allows on 2 cores (see the
+# README's Tests section for the measured times): opt in with SERVEBENCH_REAL_NODES=1.
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    os.environ.get("SERVEBENCH_REAL_NODES") != "1",
+    reason="an emulated arm64 Pi (qemu-user): 9 min to build its image, 16 min to run, over CI's budget; opt in with SERVEBENCH_REAL_NODES=1")]
 
 EDGE_VARIANTS = ["onnx-cpu", "onnx-optimized", "onnx-int8-dynamic", "onnx-int8-static-aggressive",
                  "onnx-int8-static-conservative", "tflite"]

@@ -40,7 +40,11 @@ from .conftest import (
     write_inventory,
 )
 
-pytestmark = pytest.mark.slow
+# Whole testbed nodes built from scratch take longer than CI's budget allows on 2 cores (see the
+# README's Tests section for the measured times): opt in with SERVEBENCH_REAL_NODES=1.
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    os.environ.get("SERVEBENCH_REAL_NODES") != "1",
+    reason="builds Docker, the cpu/openvino/gpu images cold and runs every server variant in them: 11-18 min on 2 cores, over CI's budget; opt in with SERVEBENCH_REAL_NODES=1")]
 
 BASE_IMAGE = "python:3.11-slim-bookworm"  # roles/onnx_runtime/defaults/main.yml
 WHEELS = Path("/opt/wheels")              # this machine's torch-2.13.0+cpu wheel
