@@ -1,4 +1,4 @@
-"""Build run folders (docs/RESULTS.md layout, schema_version 1) from synthetic records.
+"""Build run folders (docs/RESULTS.md layout, the current schema_version) from synthetic records.
 
 Latencies come from seeded lognormal raw samples and every stats field is computed from them
 (nearest rank), so a record reads like one the engine writes. The headline numbers the tests
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from servebench.collect import collect
+from servebench.schema import SCHEMA_VERSION
 
 BATCH = 32
 
@@ -66,7 +67,7 @@ def record(variant: str, *, host: str = "localhost", host_kind: str = "local",
            providers: tuple[str, ...] = ("CPUExecutionProvider",), seed: int = 0,
            spread: float = 0.04, n: int = 300, profile: str = "quick") -> dict:
     rec = {
-        "schema_version": 1, "variant": variant, "status": status, "reason": reason,
+        "schema_version": SCHEMA_VERSION, "variant": variant, "status": status, "reason": reason,
         "host": host, "host_kind": host_kind, "profile": profile,
         "model": {"source": "random-init" if random_weights else "/models/food11.pth",
                   "random_weights": random_weights, "format": "onnx", "sha256": "ab" * 32},
@@ -108,7 +109,7 @@ def write_json(path: Path, doc) -> None:
 def engine_suite(recs: list[dict], *, host: str, kind: str, profile: str) -> dict:
     """runs/<runtime>/suite.json as the engine writes it for these records."""
     return {
-        "schema_version": 1, "status": "complete", "host": host, "host_kind": kind,
+        "schema_version": SCHEMA_VERSION, "status": "complete", "host": host, "host_kind": kind,
         "profile": profile, "model": recs[0]["model"], "data": recs[0]["data"],
         "variants": [r["variant"] for r in recs],
         "results": {r["variant"]: {"status": r["status"], "reason": r["reason"],

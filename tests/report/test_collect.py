@@ -116,7 +116,7 @@ def test_older_run_json_is_refused_with_how_to_collect_again(tmp_path):
     result = CliRunner().invoke(bench_report, [str(run)])
     assert result.exit_code == 2, result.output
     (line,) = result.output.splitlines()
-    assert line.startswith(f"error: {run}/run.json: schema_version 0 is older than 1")
+    assert line.startswith(f"error: {run}/run.json: schema_version 0 is older than {schema.SCHEMA_VERSION}")
     assert f"--tags collect -e run_id={run.name}" in line
     assert not (run / "report.md").exists()
 

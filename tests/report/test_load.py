@@ -7,6 +7,7 @@ import json
 import pytest
 
 from servebench.errors import UsageError
+from servebench.schema import SCHEMA_VERSION
 from servebench.report.load import load_run
 
 from .runs import record, write_json, write_run
@@ -21,7 +22,7 @@ def test_corrupt_and_newer_records_are_unreadable_the_rest_read(tmp_path):
                                                          record("openvino", seed=1)]})
     (run / "h" / "openvino.json").write_text('{"schema_version": 1, "variant": ')
     newer = record("tflite")
-    newer["schema_version"] = 2
+    newer["schema_version"] = SCHEMA_VERSION + 1
     write_json(run / "h" / "tflite.json", newer)
 
     (host,) = load_run(run).hosts
@@ -30,7 +31,7 @@ def test_corrupt_and_newer_records_are_unreadable_the_rest_read(tmp_path):
     assert by["openvino"].status == "unreadable"
     assert "corrupt JSON at line 1" in by["openvino"].reason
     assert by["tflite"].status == "unreadable"
-    assert "schema_version 2 is newer than 1" in by["tflite"].reason
+    assert f"schema_version {SCHEMA_VERSION + 1} is newer than {SCHEMA_VERSION}" in by["tflite"].reason
     assert host.status == "ok"
 
 
