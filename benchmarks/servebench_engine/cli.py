@@ -20,6 +20,7 @@ from pathlib import Path
 from . import data as data_mod
 from .errors import ExitCode, InputError, exit_status
 from .model import PROGRAM_SUFFIX, PreparedModel, export_program, prepare_model
+from .models import check_names
 from .profiles import PROFILES
 from .results import copy_atomic
 from .suite import ARTIFACTS, SuiteConfig, run_suite
@@ -58,9 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
                "read or written (the message names it), 130 interrupted, 143 terminated "
                "(SIGTERM; finished records kept), 1 a bug (SERVEBENCH_DEBUG=1 for a traceback).",
     )
-    p.add_argument("--model", type=Path, metavar="PATH",
-                   help="the model: a .onnx (input [N,3,224,224] float32) or a .pth holding the "
-                        "whole pickled module; default: MobileNetV2 with an 11-class head and "
+    p.add_argument("--model", type=Path, metavar="PATH", action="append",
+                   help="a model: a .onnx (input [N,3,224,224] float32) or a .pth holding the "
+                        "whole pickled module; repeat it to benchmark several side by side (each "
+                        "named by its file's stem, which must differ; records then are "
+                        "<name>__<variant>.json); default: MobileNetV2 with an 11-class head and "
                         "RANDOM weights (every record says so)")
     p.add_argument("--variants", default="all", metavar="LIST",
                    help="comma-separated variant ids, or all / cpu / gpu (default: all; variants "
@@ -73,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: ${DATA_ENV}; with neither, a small synthetic tree, marked "
                         "synthetic in every record)")
     p.add_argument("--out", type=Path, metavar="DIR",
-                   help="folder for <variant>.json, suite.json and artifacts/ (created)")
+                   help="folder for <variant>.json, suite.json and artifacts/<model>/ (created)")
     p.add_argument("--tflite-model", type=Path, metavar="PATH",
                    help="a .tflite model for the tflite variant (default: the model converted "
                         "with --tflite-converter-python; with neither, tflite is skipped)")
@@ -139,8 +142,12 @@ def run(argv: list[str] | None) -> int:
         for vid, target in REGISTRY.items():
             print(f"{vid:32s} {target}")
         return ExitCode.OK
+    model_args: list[Path | None] = args.model or [None]
     if args.export_only is not None:
-        return export_only(args.model, args.export_only)
+        if len(model_args) > 1:
+            raise InputError("--export-only writes one model: give at most one --model")
+        return export_only(model_args[0], args.export_only)
+    names = check_names(model_args)
     try:
         variants = resolve_selection(args.variants)
     except ValueError as e:
@@ -159,11 +166,20 @@ def run(argv: list[str] | None) -> int:
     # tree) and lives as long as the suite, since variants read the image files.
     with tempfile.TemporaryDirectory(prefix="servebench-") as tmp:
         staging = Path(tmp)
-        _say(f"model: {args.model or 'random-init MobileNetV2 (no --model given)'}...")
-        model = prepare_model(args.model, staging)
+        models = []
+        for arg, name in zip(model_args, names, strict=True):
+            _say(f"model: {arg or 'random-init MobileNetV2 (no --model given)'}...")
+            (staging / name).mkdir()
+            models.append(prepare_model(arg, staging / name))
+        classes = {m.num_classes for m in models}
+        if len(classes) > 1:
+            raise InputError("the models give different numbers of classes ("
+                             + ", ".join(f"{m.name}: {m.num_classes}" for m in models)
+                             + "); one run scores every model against the same labels")
+        num_classes = models[0].num_classes
         if data_root is None:
             data_root = data_mod.make_synthetic_tree(
-                staging / "synthetic-food11", model.num_classes, profile.synthetic_per_class)
+                staging / "synthetic-food11", num_classes, profile.synthetic_per_class)
             _say("data: no Food-11 tree given, generated a synthetic one "
                  "(accuracy on it means nothing)")
             dataset = data_mod.load_dataset(data_root, profile.images_per_class, synthetic=True)
@@ -171,21 +187,21 @@ def run(argv: list[str] | None) -> int:
             _say(f"data: loading {data_root} (up to {profile.images_per_class} images per class "
                  "per split)...")
             dataset = data_mod.load_dataset(data_root, profile.images_per_class)
-        if len(dataset.classes) != model.num_classes:
+        if len(dataset.classes) != num_classes:
             raise InputError(f"the data has {len(dataset.classes)} classes but the model outputs "
-                             f"{model.num_classes}")
+                             f"{num_classes}")
 
         # Everything checked: from here on, --out is written.
         try:
             (out / ARTIFACTS).mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise InputError(f"cannot create --out {out}: {e.strerror or e}") from None
-        model = _keep_export(model, staging, out / ARTIFACTS)
+        models = [_keep_export(m, staging / m.name, out / ARTIFACTS / m.name) for m in models]
         cfg = SuiteConfig(variants=variants, profile=profile, out=out, host=args.host_label,
                           host_kind=args.host_kind, threads=args.threads,
                           quantizer_python=quantizer, tflite_model=tflite,
                           tflite_converter_python=converter)
-        run_suite(cfg, model, dataset, log=_say)
+        run_suite(cfg, models, dataset, log=_say)
     return ExitCode.OK
 
 
@@ -214,6 +230,7 @@ def _keep_export(model: PreparedModel, staging: Path, artifacts: Path) -> Prepar
     """An ONNX exported here is an artifact of the run: move it next to the others."""
     if model.onnx_path.parent != staging:
         return model
+    artifacts.mkdir(parents=True, exist_ok=True)
     dest = copy_atomic(model.onnx_path, artifacts / model.onnx_path.name)
     model.onnx_path.unlink()
     model.onnx_path = dest

@@ -26,6 +26,7 @@ INPUT_SHAPE = (3, 224, 224)
 OPSET = 17
 DEFAULT_CLASSES = 11
 EXPORTED_NAME = "model.onnx"
+RANDOM_INIT = "random-init"
 # ONNX metadata key marking a random-init export, so a node handed only that file (an edge
 # device that cannot export) still records random_weights: true.
 RANDOM_WEIGHTS_KEY = "servebench.random_weights"
@@ -51,10 +52,12 @@ class PreparedModel:
     is_quantized: bool
     max_batch: int | None       # a fixed batch axis in a given .onnx; None: dynamic
     torch_model: Callable[[], Any] | None = None
+    # What records, folders and the report call it: the file's stem, "random-init" by default.
+    name: str = RANDOM_INIT
 
     def describe(self) -> dict:
         program = getattr(self.torch_model, "path", None)
-        return {"source": self.source, "random_weights": self.random_weights,
+        return {"name": self.name, "source": self.source, "random_weights": self.random_weights,
                 "format": self.format, "sha256": self.sha256, "num_classes": self.num_classes,
                 "quantized": self.is_quantized, "onnx": self.onnx_path.name,
                 "torch_program": program.name if program else None}
@@ -249,12 +252,17 @@ def _probe_classes(net) -> int:
     return int(out.shape[1])
 
 
+def model_name(model: Path | None) -> str:
+    """A model's name in records, record keys and artifact folders: its file's stem."""
+    return RANDOM_INIT if model is None else model.stem
+
+
 def prepare_model(model: Path | None, staging: Path) -> PreparedModel:
     """Validate the model given (or build the default) and leave its ONNX form in ``staging``."""
     if model is None:
         net = default_mobilenet()
         onnx_path = export_onnx(net, staging / EXPORTED_NAME, {RANDOM_WEIGHTS_KEY: "true"})
-        return PreparedModel(onnx_path, "random-init", "random-init", True, sha256_of(onnx_path),
+        return PreparedModel(onnx_path, RANDOM_INIT, RANDOM_INIT, True, sha256_of(onnx_path),
                              DEFAULT_CLASSES, False, None, lambda: copy.deepcopy(net))
     if not model.is_file():
         raise InputError(f"model file {model} does not exist (pass --model PATH to a .onnx or "
@@ -266,7 +274,8 @@ def prepare_model(model: Path | None, staging: Path) -> PreparedModel:
         program = program_beside(model, sha)
         return PreparedModel(model.resolve(), str(model), "onnx", facts.random_weights,
                              sha, facts.num_classes, facts.quantized, facts.max_batch,
-                             ExportedProgram(program.resolve()) if program else None)
+                             ExportedProgram(program.resolve()) if program else None,
+                             name=model_name(model))
     if suffix in (".pth", ".pt"):
         net = load_pth(model)
         classes = _probe_classes(net)
@@ -277,5 +286,5 @@ def prepare_model(model: Path | None, staging: Path) -> PreparedModel:
                              f"{_first_line(e)}") from None
         inspect_onnx(onnx_path)  # the export must serve [N,3,224,224] like any given .onnx
         return PreparedModel(onnx_path, str(model), "pth", False, sha256_of(model), classes,
-                             False, None, lambda: load_pth(model))
+                             False, None, lambda: load_pth(model), name=model_name(model))
     raise InputError(f"model file {model} is neither .onnx nor .pth/.pt")

@@ -100,6 +100,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def record_key(model_name: str, variant: str, several: bool) -> str:
+    """A record's key in suite.json and its file stem: the variant id with one model,
+    ``<model>__<variant>`` with several (issue 12's contract)."""
+    return f"{model_name}__{variant}" if several else variant
+
+
 def base_record(variant: str, *, run: dict) -> dict:
     """Every key of the schema, empty; ``run`` holds what all records of a suite share
     (host, host_kind, profile, model, data, environment)."""

@@ -8,7 +8,6 @@ suite (suite.json then says ``interrupted``), and an OSError writing a record (`
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from . import environment, measure, results
 from .context import Context
 from .data import Dataset
 from .model import PreparedModel
+from .models import context_for
 from .profiles import Profile
 from .stats import summarize_ns
 from .variants import load_class
@@ -149,9 +149,9 @@ def run_variant(variant_id: str, ctx: Context, run: dict, say: Callable[[str], N
     return record
 
 
-def run_suite(cfg: SuiteConfig, model: PreparedModel, dataset: Dataset,
+def run_suite(cfg: SuiteConfig, models: list[PreparedModel], dataset: Dataset,
               log: Callable[[str], None] = print) -> dict:
-    """Benchmark every selected variant into ``cfg.out``; returns the suite summary."""
+    """Benchmark every selected variant of every model into ``cfg.out``; returns the summary."""
     artifacts = cfg.out / ARTIFACTS
     artifacts.mkdir(parents=True, exist_ok=True)
     log("recording the environment...")
@@ -159,55 +159,45 @@ def run_suite(cfg: SuiteConfig, model: PreparedModel, dataset: Dataset,
         "host": cfg.host,
         "host_kind": cfg.host_kind,
         "profile": cfg.profile.name,
-        "model": model.describe(),
         "data": dataset.describe(),
         "environment": environment.collect(cfg.threads),
         "batch_size": cfg.profile.batch_size,
     }
-    base_ctx = Context(
-        workdir=artifacts,
-        profile=cfg.profile,
-        model_onnx=model.onnx_path,
-        model_is_quantized=model.is_quantized,
-        num_classes=model.num_classes,
-        splits=dataset.splits,
-        torch_model=model.torch_model,
-        quantizer_python=cfg.quantizer_python,
-        tflite_model=cfg.tflite_model,
-        tflite_converter_python=cfg.tflite_converter_python,
-        threads=cfg.threads,
-    )
+    several = len(models) > 1
+    jobs = [(m, vid, results.record_key(m.name, vid, several))
+            for m in models for vid in cfg.variants]
     summary = {
         "schema_version": results.SCHEMA_VERSION,
         "status": "running",
         "host": cfg.host,
         "host_kind": cfg.host_kind,
         "profile": cfg.profile.name,
-        "model": run["model"],
+        "model": models[0].describe(),
+        "models": [m.name for m in models],
         "data": run["data"],
         "variants": list(cfg.variants),
-        "results": {v: None for v in cfg.variants},
+        "results": {key: None for _, _, key in jobs},
         "started_at": results.now_iso(),
         "finished_at": None,
     }
     suite_path = cfg.out / SUITE_FILE
     results.write_record(suite_path, summary)
-    total = len(cfg.variants)
+    total = len(jobs)
     try:
-        for i, vid in enumerate(cfg.variants, 1):
-            prefix = f"[{i}/{total}] {vid}: "
+        for i, (model, vid, key) in enumerate(jobs, 1):
+            prefix = f"[{i}/{total}] {key}: "
 
             def say(msg: str, prefix: str = prefix) -> None:
                 log(prefix + msg)
 
-            ctx = dataclasses.replace(base_ctx, log=say)
-            record = run_variant(vid, ctx, run, say)
-            results.write_record(cfg.out / f"{vid}.json", record)
-            summary["results"][vid] = {
+            ctx = context_for(model, dataset, cfg, artifacts, log=say)
+            record = run_variant(vid, ctx, {**run, "model": model.describe()}, say)
+            results.write_record(cfg.out / f"{key}.json", record)
+            summary["results"][key] = {
                 "status": record["status"],
                 "reason": record["reason"],
                 "p50_ms": record["latency_ms"]["p50"] if record["latency_ms"] else None,
-                "file": f"{vid}.json",
+                "file": f"{key}.json",
             }
             results.write_record(suite_path, summary)
     except KeyboardInterrupt:

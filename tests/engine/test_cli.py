@@ -65,9 +65,14 @@ def test_shared_int8_model_through_bench_run(bench_run, shared_int8, tmp_path, m
     cpu = json.loads((out / "onnx-cpu.json").read_text())
     assert cpu["model_size_bytes"] == SHARED_INT8_SIZE
     opt = json.loads((out / "onnx-optimized.json").read_text())
-    assert (out / "artifacts" / opt["served_model"]).stat().st_size == opt["model_size_bytes"]
+    assert opt["model"]["name"] == "food11_quantized_aggressive"
+    assert (out / "artifacts" / "food11_quantized_aggressive" / opt["served_model"]).stat().st_size \
+        == opt["model_size_bytes"]
     suite = json.loads((out / "suite.json").read_text())
     assert suite["status"] == "complete" and suite["variants"] == ["onnx-cpu", "onnx-optimized"]
+    assert suite["models"] == ["food11_quantized_aggressive"]
+    assert {k: v["file"] for k, v in suite["results"].items()} == \
+        {"onnx-cpu": "onnx-cpu.json", "onnx-optimized": "onnx-optimized.json"}
 
 
 def test_default_model_is_random_init_and_says_so(bench_run, tmp_path, monkeypatch):
@@ -79,7 +84,9 @@ def test_default_model_is_random_init_and_says_so(bench_run, tmp_path, monkeypat
     rec = json.loads((out / "onnx-cpu.json").read_text())
     assert rec["status"] == "ok"
     assert rec["model"]["source"] == "random-init" and rec["model"]["random_weights"] is True
-    assert rec["served_model"] == "model.onnx" and (out / "artifacts" / "model.onnx").is_file()
+    assert rec["model"]["name"] == "random-init"
+    assert rec["served_model"] == "model.onnx"
+    assert (out / "artifacts" / "random-init" / "model.onnx").is_file()
     assert rec["model_size_bytes"] > 8_000_000  # MobileNetV2 in float32
 
 
@@ -104,7 +111,15 @@ def _bad_inputs(tmp: Path, shared: Path) -> dict[str, tuple[list, str]]:
     wrong_shape = make_onnx(tmp / "small.onnx", ["N", 3, 32, 32])
     not_a_dir = tmp / "file.txt"
     not_a_dir.write_text("x")
+    namesake = tmp / "elsewhere" / shared.name
+    namesake.parent.mkdir()
+    shutil.copyfile(shared, namesake)
     return {
+        "two models, one name": (["--model", shared, "--model", namesake],
+                                 "--model .*elsewhere/food11_quantized_aggressive.onnx and .* are "
+                                 "both named 'food11_quantized_aggressive'"),
+        "export-only of two models": (["--model", shared, "--model", namesake, "--export-only",
+                                       tmp / "x.onnx"], "--export-only writes one model"),
         "missing model": (["--model", tmp / "nope.onnx"], "model file .*nope.onnx does not exist"),
         "corrupt onnx": (["--model", corrupt], "corrupt.onnx is not a valid ONNX model"),
         "wrong input shape": (["--model", wrong_shape], r"takes input shape \['N', 3, 32, 32\]"),
@@ -126,7 +141,8 @@ def _bad_inputs(tmp: Path, shared: Path) -> dict[str, tuple[list, str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["missing model", "corrupt onnx", "wrong input shape",
+@pytest.mark.parametrize("case", ["two models, one name", "export-only of two models",
+                                  "missing model", "corrupt onnx", "wrong input shape",
                                   "unknown variant", "missing data dir",
                                   "data dir without splits", "data dir is a file", "bad profile",
                                   "bad threads", "missing tflite", "missing quantizer python",

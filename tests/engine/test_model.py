@@ -18,6 +18,8 @@ def test_shared_int8_model_is_valid_and_detected_as_quantised(shared_int8, tmp_p
     assert (m.num_classes, m.is_quantized, m.max_batch) == (11, True, None)
     assert m.sha256 == SHARED_INT8_SHA256 and m.random_weights is False
     assert m.onnx_path == shared_int8.resolve() and list(tmp_path.iterdir()) == []
+    # Its name in records, record keys and artifact folders: the file's stem.
+    assert m.name == m.describe()["name"] == "food11_quantized_aggressive"
 
 
 def test_dynamic_int8_model_is_detected_too(shared_data):
@@ -78,6 +80,7 @@ def test_default_model_is_random_mobilenet_exported_with_dynamic_batch(tmp_path,
     m = prepare_model(None, tmp_path)
     assert (m.source, m.random_weights, m.num_classes, m.is_quantized) == \
         ("random-init", True, 11, False)
+    assert m.name == "random-init"
     net = m.torch_model()
     assert type(net).__name__ == "MobileNetV2" and net.classifier[1].out_features == 11
     _check_export(m.onnx_path, net, torch)
@@ -105,7 +108,7 @@ def test_pickled_pth_is_loaded_and_exported(tmp_path, torch):
     staging = tmp_path / "staging"
     staging.mkdir()
     m = prepare_model(tmp_path / "food11.pth", staging)
-    assert (m.format, m.random_weights, m.num_classes) == ("pth", False, 11)
+    assert (m.format, m.random_weights, m.num_classes, m.name) == ("pth", False, 11, "food11")
     _check_export(m.onnx_path, net, torch)
 
 
