@@ -64,7 +64,7 @@ def node_vars(host: SshHost, key: Path, workdir: Path, **extra: Any) -> dict[str
         "benchmark_runs": [{"runtime": "arm", "variants": ["onnx-cpu"]}],
         # No venv to build: this machine's venv has the runtimes (pip would need the internet).
         "onnx_runtime_flavours": [],
-        "food11_dir": str(workdir / "food11"),
+        "food11_dataset_dir": str(workdir / "food11"),
         **extra,
     }
 

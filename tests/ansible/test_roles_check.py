@@ -91,7 +91,7 @@ def test_setup_roles_in_check_mode_render_pinned_files(tmp_path, ssh_hosts, ssh_
     common = {
         "docker_apt_key_url": f"{key_server}/docker/gpg",
         "nvidia_container_toolkit_apt_key_url": f"{key_server}/nvidia/gpgkey",
-        "food11_dir": "/opt/servebench/food11",
+        "food11_dataset_dir": "/opt/servebench/food11",
     }
     hosts = {}
     for group, name, sshd in (("gpu_servers", "gpu1", gpu), ("cpu_servers", "cpu1", cpu),
@@ -105,7 +105,7 @@ def test_setup_roles_in_check_mode_render_pinned_files(tmp_path, ssh_hosts, ssh_
 
     run = bench(tmp_path, [LOCAL_INVENTORY, inventory], tags=["setup"], check=True, diff=True,
                 artifact_dir=tmp_path / "runner",
-                extravars={"food11_enabled": True, "food11_archive": str(archive)})
+                extravars={"food11_dataset_enabled": True, "food11_dataset_archive": str(archive)})
 
     assert run.ok, (run.rc, run.status, run.artifact_dir)
     for host in ("gpu1", "cpu1", "edge1"):

@@ -31,9 +31,9 @@ def test_bench_over_ssh_ships_runs_fetches_and_setup_is_idempotent(tmp_path, ssh
         "profile": "quick",
         "model": str(shared_data / MODEL),
         "tflite_model": "",
-        "food11_enabled": True,
-        "food11_archive": str(archive),
-        "food11_sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
+        "food11_dataset_enabled": True,
+        "food11_dataset_archive": str(archive),
+        "food11_dataset_sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
     }
     # local.yml too, as `ansible-playbook bench.yml` reads inventory/: with testbed hosts present,
     # localhost must be the control node only.
