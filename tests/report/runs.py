@@ -15,39 +15,48 @@ import numpy as np
 
 from servebench.collect import collect
 from servebench.schema import SCHEMA_VERSION
+from servebench_engine.stats import summarize_ns
 
 BATCH = 32
 
 
-def _rank(sorted_ns: list[int], q: float) -> int:
-    return sorted_ns[max(math.ceil(q * len(sorted_ns)), 1) - 1]
-
-
 def stats_ms(samples_ns: list[int]) -> dict:
-    s = sorted(samples_ns)
-    n = len(s)
-    half = 1.96 * math.sqrt(n) / 2
-    lo, hi = max(math.floor(n / 2 - half), 1), min(math.ceil(n / 2 + 1 + half), n)
-    ms = [x / 1e6 for x in s]
-    p50 = _rank(s, 0.5) / 1e6
-    iqr = (_rank(s, 0.75) - _rank(s, 0.25)) / 1e6
-    return {
-        "count": n, "duration_s": sum(s) / 1e9, "min": ms[0], "max": ms[-1],
-        "mean": float(np.mean(ms)), "stdev": float(np.std(ms, ddof=1)),
-        "p50": p50, "p90": _rank(s, 0.9) / 1e6, "p95": _rank(s, 0.95) / 1e6,
-        "p99": _rank(s, 0.99) / 1e6, "iqr": iqr,
-        "median_ci95": [ms[lo - 1], ms[hi - 1]], "noisy": iqr / p50 > 0.10,
-    }
+    """The stats object exactly as the engine writes it (ci95 and valid included)."""
+    return summarize_ns(samples_ns)
 
 
-def samples(p50_ms: float, n: int, spread: float, seed: int) -> list[int]:
-    """n raw samples (ns) whose nearest-rank median is exactly p50_ms."""
+def samples(p50_ms: float, n: int, spread: float, seed: int, *, pin: bool = True) -> list[int]:
+    """n raw samples (ns), in a random order: lognormal around p50_ms, whose nearest-rank median
+    is exactly p50_ms when ``pin``."""
     rng = np.random.default_rng(seed)
-    raw = np.sort(rng.lognormal(0.0, spread, n))
+    raw = rng.lognormal(0.0, spread, n)
+    if not pin:
+        return [max(int(x * p50_ms * 1e6), 1) for x in raw]
+    mid = int(np.argsort(raw)[math.ceil(0.5 * n) - 1])
     target = round(p50_ms * 1e6)
-    ns = [max(int(x / raw[math.ceil(0.5 * n) - 1] * target), 1) for x in raw]
-    ns[math.ceil(0.5 * n) - 1] = target
+    ns = [max(int(x / raw[mid] * target), 1) for x in raw]
+    ns[mid] = target
     return ns
+
+
+def repeated(p50_ms: float, n: int, spread: float, seed: int, scales, *,
+             pin: bool = True) -> tuple[list[int], list[int], list[float]]:
+    """Pooled samples of one repeat per scale (repeat r around p50_ms * scales[r]), their
+    counts and each repeat's nearest-rank median (ms), as the engine pools repeats."""
+    pooled, counts, medians = [], [], []
+    for r, scale in enumerate(scales):
+        ns = samples(p50_ms * scale, n, spread, seed + 7919 * r, pin=pin)
+        pooled += ns
+        counts.append(len(ns))
+        medians.append(summarize_ns(ns)["p50"])
+    return pooled, counts, medians
+
+
+def repeats_block(p50s: list[float], batch: list[float]) -> dict:
+    spread = max(p50s) / min(p50s) if len(p50s) > 1 else None
+    return {"count": len(p50s), "p50_ms": p50s, "batch_throughput": batch, "spread": spread,
+            "replicable": None if spread is None else spread <= 1.05,
+            "rule": "largest / smallest repeat median <= 1.05"}
 
 
 def environment(host: str, cpu: str = "AMD EPYC 7763 64-Core Processor") -> dict:
@@ -65,39 +74,51 @@ def record(variant: str, *, host: str = "localhost", host_kind: str = "local",
            correct: int = 61, total: int = 110, synthetic: bool = True,
            random_weights: bool = True, route: str | None = None,
            providers: tuple[str, ...] = ("CPUExecutionProvider",), seed: int = 0,
-           spread: float = 0.04, n: int = 300, profile: str = "quick") -> dict:
+           spread: float = 0.04, n: int = 300, profile: str = "quick",
+           model: str = "random-init", scales=(1.0,), pin: bool = True) -> dict:
+    """One record; ``scales`` gives one repeat per entry, each around ``p50_ms * scale``."""
     rec = {
         "schema_version": SCHEMA_VERSION, "variant": variant, "status": status, "reason": reason,
         "host": host, "host_kind": host_kind, "profile": profile,
-        "model": {"source": "random-init" if random_weights else "/models/food11.pth",
+        "model": {"name": model,
+                  "source": "random-init" if random_weights else "/models/food11.pth",
                   "random_weights": random_weights, "format": "onnx", "sha256": "ab" * 32},
         "served_model": None, "model_size_bytes": None,
         "data": {"source": "synthetic" if synthetic else "food11", "synthetic": synthetic,
                  "root": "/tmp/food11", "counts": {"validation": 55, "evaluation": total}},
-        "accuracy": None, "latency_ms": None, "single_fps": None, "batch_size": BATCH,
+        "accuracy": None, "latency_ms": None, "single_fps_from_p50": None,
+        "single_fps_trials": None, "batch_size": BATCH,
         "batch_latency_ms": None, "batch_throughput": None, "cold_start_ms": None,
         "providers": {"requested": list(providers), "active": []}, "route": route,
         "info": {}, "environment": environment(host),
-        "samples": {"latency_ns": [], "batch_ns": []},
+        "samples": {"latency_ns": [], "batch_ns": [],
+                    "repeat_counts": {"latency": [], "batch": []}},
+        "repeats": None,
         "started_at": "2026-11-23T19:15:00Z", "finished_at": "2026-11-23T19:15:20Z",
     }
     if status != "ok":
         rec["error_type"] = "RuntimeError" if status == "error" else None
         return rec
-    lat = samples(p50_ms, n, spread, seed)
+    lat, counts, p50s = repeated(p50_ms, n, spread, seed, scales, pin=pin)
+    stats = stats_ms(lat)
     rec.update({
         "served_model": f"{variant}.onnx", "model_size_bytes": size_bytes,
         "accuracy": {"correct": correct, "total": total, "value": correct / total,
                      "split": "evaluation"},
-        "latency_ms": stats_ms(lat), "single_fps": 1000 / p50_ms,
+        "latency_ms": stats, "single_fps_from_p50": 1000 / stats["p50"],
+        "single_fps_trials": len(lat) / (sum(lat) / 1e9),
         "cold_start_ms": 40 * p50_ms + 30,
         "providers": {"requested": list(providers), "active": list(providers)},
     })
     rec["samples"]["latency_ns"] = lat
+    rec["samples"]["repeat_counts"]["latency"] = counts
+    rec["repeats"] = repeats_block(p50s, [])
     if batch_img_s is not None:
-        batch = samples(BATCH / batch_img_s * 1000, 40, spread, seed + 1)
+        batch, bcounts, _ = repeated(BATCH / batch_img_s * 1000, 40, spread, seed + 1, scales)
         rec.update({"batch_latency_ms": stats_ms(batch), "batch_throughput": batch_img_s})
         rec["samples"]["batch_ns"] = batch
+        rec["samples"]["repeat_counts"]["batch"] = bcounts
+        rec["repeats"]["batch_throughput"] = [batch_img_s] * len(scales)
     return rec
 
 
@@ -106,15 +127,26 @@ def write_json(path: Path, doc) -> None:
     path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
 
 
+def models(recs: list[dict]) -> list[str]:
+    return list(dict.fromkeys(r["model"]["name"] for r in recs))
+
+
+def key(rec: dict, several: bool) -> str:
+    """The record key of the issue 12 contract: the variant, or <model>__<variant>."""
+    return f"{rec['model']['name']}__{rec['variant']}" if several else rec["variant"]
+
+
 def engine_suite(recs: list[dict], *, host: str, kind: str, profile: str) -> dict:
     """runs/<runtime>/suite.json as the engine writes it for these records."""
+    several = len(models(recs)) > 1
     return {
         "schema_version": SCHEMA_VERSION, "status": "complete", "host": host, "host_kind": kind,
         "profile": profile, "model": recs[0]["model"], "data": recs[0]["data"],
-        "variants": [r["variant"] for r in recs],
-        "results": {r["variant"]: {"status": r["status"], "reason": r["reason"],
-                                   "p50_ms": (r["latency_ms"] or {}).get("p50"),
-                                   "file": f"{r['variant']}.json"} for r in recs},
+        "models": models(recs),
+        "variants": list(dict.fromkeys(r["variant"] for r in recs)),
+        "results": {key(r, several): {"status": r["status"], "reason": r["reason"],
+                                      "p50_ms": (r["latency_ms"] or {}).get("p50"),
+                                      "file": f"{key(r, several)}.json"} for r in recs},
         "started_at": "2026-11-23T19:15:00.000Z", "finished_at": "2026-11-23T19:17:40.000Z",
     }
 
@@ -129,8 +161,9 @@ def write_run(root: Path, run_id: str, hosts: dict[str, dict], *, profile: str =
     plan_hosts = []
     for name, h in hosts.items():
         recs = h.get("records", [])
+        several = len(models(recs)) > 1
         for r in recs:
-            write_json(run / name / f"{r['variant']}.json", r)
+            write_json(run / name / f"{key(r, several)}.json", r)
         if recs:
             write_json(run / name / "runs" / "local" / "suite.json",
                        engine_suite(recs, host=name, kind=h["kind"], profile=profile))

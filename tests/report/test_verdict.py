@@ -8,7 +8,7 @@ import pytest
 from servebench.report import formatting as fmt
 from servebench.report.load import load_run
 from servebench.report.targets import load_targets
-from servebench.report.verdict import FAIL, NA, PASS, judge
+from servebench.report.verdict import FAIL, INCONCLUSIVE, NA, PASS, judge
 
 from .runs import record, write_run
 
@@ -26,7 +26,8 @@ def _outcomes(verdict, target_id: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("p50,outcome", [(3.0, FAIL), (2.999, PASS), (3.001, FAIL)])
 def test_p50_below_is_strict(tmp_path, p50, outcome):
-    v = _verdict(tmp_path, "cpu_server", p50_ms=p50, batch_img_s=2000.0)
+    # No spread: every sample is the p50, so is its interval, and the value alone decides.
+    v = _verdict(tmp_path, "cpu_server", p50_ms=p50, batch_img_s=2000.0, spread=0.0)
     assert _outcomes(v, "server_cpu")["p50_ms_below"] == outcome
 
 
@@ -118,3 +119,74 @@ def test_printed_value_keeps_its_side_of_an_unround_threshold():
     assert fmt.against(2.9951, 2.9952) == "2.995"
     # 2.9949 is above 2.9945; three digits (2.99) would print it below.
     assert fmt.against(2.9949, 2.9945) == "2.995"
+
+
+# ---- PASS / FAIL / INCONCLUSIVE (issue 12) ----------------------------------------------------
+
+def _one(verdict, target_id: str, key: str):
+    (j,) = [j for j in verdict.judgements if j.target.id == target_id]
+    (r,) = [r for r in j.results if r.criterion.key == key]
+    return j, r
+
+
+def test_interval_straddling_the_threshold_is_inconclusive(tmp_path):
+    # p50 2.95 ms below 3 ms, but with 20 % spread its 95 % interval reaches past 3 ms.
+    v = _verdict(tmp_path, "cpu_server", p50_ms=2.95, batch_img_s=2000.0, spread=0.2)
+    j, r = _one(v, "server_cpu", "p50_ms_below")
+    assert r.value < 3.0 and r.ci[0] < 3.0 <= r.ci[1]
+    assert r.outcome == INCONCLUSIVE and "straddles" in r.why
+    assert j.outcome == INCONCLUSIVE
+    assert v.summaries[0].met == () and v.summaries[0].inconclusive == (j,)
+
+
+@pytest.mark.parametrize("p50,outcome", [(2.5, PASS), (3.5, FAIL)])
+def test_interval_clear_of_the_threshold_decides(tmp_path, p50, outcome):
+    v = _verdict(tmp_path, "cpu_server", p50_ms=p50, batch_img_s=2000.0, spread=0.2)
+    _, r = _one(v, "server_cpu", "p50_ms_below")
+    assert r.outcome == outcome and r.ci is not None
+    assert (r.ci[1] < 3.0) if outcome == PASS else (r.ci[0] >= 3.0)
+
+
+def _p99_targets(tmp_path, threshold: float):
+    path = tmp_path / "targets.yml"
+    path.write_text(f"targets:\n  t:\n    judged_on: [cpu_server]\n    criteria:\n"
+                    f"      p99_ms_below: {threshold}\n", encoding="utf-8")
+    return load_targets(path)
+
+
+@pytest.mark.parametrize("n,outcome", [(300, INCONCLUSIVE), (700, PASS)])
+def test_p99_under_loadgen_minimum_is_inconclusive_even_far_below(tmp_path, n, outcome):
+    # p99 of 300 samples rests on three of them: not valid (LoadGen wants 662), however far
+    # below the threshold it sits; 700 samples are enough.
+    run = write_run(tmp_path, "r", {"h": {"kind": "cpu_server", "records": [
+        record("v", host_kind="cpu_server", p50_ms=1.0, n=n)]}})
+    v = judge(load_run(run), _p99_targets(tmp_path, 100.0))
+    _, r = _one(v, "t", "p99_ms_below")
+    assert r.value < 2.0 and r.outcome == outcome
+    if outcome == INCONCLUSIVE:
+        assert "p99 not valid" in r.why and "300 samples" in r.why
+
+
+def test_single_fps_interval_is_the_p50_interval_inverted(tmp_path):
+    path = tmp_path / "fps.yml"
+    path.write_text("targets:\n  t:\n    judged_on: [cpu_server]\n    criteria:\n"
+                    "      single_fps_at_least: 400\n      single_fps_trials_at_least: 1\n",
+                    encoding="utf-8")
+    run = write_run(tmp_path, "r", {"h": {"kind": "cpu_server", "records": [
+        record("v", host_kind="cpu_server", p50_ms=2.5, spread=0.2)]}})
+    v = judge(load_run(run), load_targets(path))
+    _, r = _one(v, "t", "single_fps_at_least")
+    lat = load_run(run).hosts[0].records[0].data["latency_ms"]
+    assert r.value == pytest.approx(400.0)
+    assert r.ci == pytest.approx((1000 / lat["ci95"]["p50"][1], 1000 / lat["ci95"]["p50"][0]))
+    assert r.outcome == INCONCLUSIVE
+    _, trials = _one(v, "t", "single_fps_trials_at_least")
+    assert trials.outcome == PASS and trials.ci is None
+
+
+def test_a_record_without_intervals_is_judged_on_its_value(tmp_path):
+    rec = record("v", host_kind="cpu_server", p50_ms=2.95, batch_img_s=2000.0, spread=0.2)
+    del rec["latency_ms"]["ci95"], rec["latency_ms"]["valid"]
+    v = judge(load_run(write_run(tmp_path, "r", {"h": {"kind": "cpu_server",
+                                                       "records": [rec]}})), load_targets())
+    assert _one(v, "server_cpu", "p50_ms_below")[1].outcome == PASS

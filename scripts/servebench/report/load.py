@@ -30,10 +30,21 @@ class Record:
     reason: str | None
     path: Path
     data: dict[str, Any] = field(default_factory=dict)  # the record as written (empty if unreadable)
+    key: str = ""                  # the record key: the variant, or <model>__<variant>
+
+    def __post_init__(self) -> None:
+        self.key = self.key or self.variant
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def model(self) -> str | None:
+        """The model's name (its file stem), or None when the record does not say."""
+        model = self.data.get("model")
+        name = model.get("name") if isinstance(model, dict) else None
+        return str(name) if name else None
 
 
 @dataclass
@@ -70,6 +81,17 @@ class Run:
             for record in host.records:
                 yield host, record
 
+    @property
+    def models(self) -> list[str]:
+        """The model names of the run's records, in first-seen order."""
+        return list(dict.fromkeys(r.model for _, r in self.records() if r.model))
+
+    def label(self, record: Record) -> str:
+        """What the report calls a record: its variant, prefixed by its model when the run
+        has several."""
+        several = len(self.models) > 1
+        return f"{record.model} / {record.variant}" if several and record.model else record.variant
+
 
 def _read_json(path: Path) -> tuple[Any, str | None]:
     """(document, None) or (None, why it cannot be read)."""
@@ -99,7 +121,19 @@ def read_record(path: Path) -> Record:
     reason = doc.get("reason")
     if doc.get("error_type") and doc["status"] == "error":
         reason = f"{doc['error_type']}: {reason}"
-    return Record(doc["variant"], doc["status"], reason, path, doc)
+    return Record(doc["variant"], doc["status"], reason, path, doc, key=path.stem)
+
+
+def _asked(suite: dict | None) -> list[str]:
+    """The record keys a host's suite.json says it ran, in the engine's order: the variant ids
+    with one model, <model>__<variant> with several (the issue 12 contract), then any other key
+    its results hold."""
+    if not suite:
+        return []
+    models = suite.get("models") or []
+    variants = suite["variants"]
+    keys = [f"{m}__{v}" for m in models for v in variants] if len(models) > 1 else list(variants)
+    return list(dict.fromkeys(keys + list(suite["results"])))
 
 
 def read_host(folder: Path, recollect: str) -> Host:
@@ -115,15 +149,18 @@ def read_host(folder: Path, recollect: str) -> Host:
         notes.append(f"suite.json: {problem}")
 
     records = [read_record(p) for p in sorted(folder.glob("*.json")) if p.name not in _HOST_FILES]
-    asked = suite["variants"] if suite else []
-    seen = {r.variant for r in records}
-    for variant in asked:
-        if variant not in seen:
+    asked = _asked(suite)
+    seen = {r.key for r in records}
+    for key in asked:
+        if key not in seen:
+            # A key whose results entry is null: the run never got to it.
+            variant = key.split("__", 1)[1] if "__" in key and key not in suite["variants"] else key
             records.append(Record(variant, "unreadable",
-                                  f"suite.json lists {variant} but it left no record", folder))
+                                  f"suite.json lists {key} but it left no record", folder,
+                                  key=key))
     # The order the suite ran them in (the engine's, meaningful: baseline first), then the rest.
-    order = {v: i for i, v in enumerate(asked)}
-    records.sort(key=lambda r: (order.get(r.variant, len(order)), r.variant))
+    order = {k: i for i, k in enumerate(asked)}
+    records.sort(key=lambda r: (order.get(r.key, len(order)), r.key))
 
     kinds = {r.data.get("host_kind") for r in records if r.data.get("host_kind")}
     kind = status_doc.get("kind") or (kinds.pop() if len(kinds) == 1 else "unknown")

@@ -103,7 +103,7 @@ def latency_plot(run: Run, targets: Targets, path: Path) -> Plot | None:
         for label, value, style in lines:
             ax.axvline(value, label=label, **style)
         _maybe_log(ax.set_xscale, values + [v for _, v, _ in lines])
-        ax.set_yticks(range(len(records)), [r.variant for r in records])
+        ax.set_yticks(range(len(records)), [run.label(r) for r in records])
         ax.invert_yaxis()
         ax.set_xlabel("single-sample latency (ms)")
         ax.set_title(_host_title(host), loc="left", fontsize=10)
@@ -130,7 +130,7 @@ def throughput_plot(run: Run, targets: Targets, path: Path) -> Plot | None:
         lines = _target_lines(targets, [host], "batch_img_per_s_at_least")
         for label, value, style in lines:
             ax.axvline(value, label=label, **style)
-        ax.set_yticks(range(len(records)), [r.variant for r in records])
+        ax.set_yticks(range(len(records)), [run.label(r) for r in records])
         ax.invert_yaxis()
         batch = {r.data.get("batch_size") for r in records} - {None}
         ax.set_xlabel(f"batch-{'/'.join(map(str, sorted(batch))) or '?'} throughput (images/s)")
@@ -190,7 +190,7 @@ def size_latency_plot(run: Run, targets: Targets, path: Path) -> Plot | None:
     many_hosts = len(groups) > 1
     for k, (host, records) in enumerate(groups):
         pts = [(r.data["model_size_bytes"] / BYTES_PER_MB, _stat(r, "latency_ms", "p50"),
-                r.variant) for r in records
+                run.label(r)) for r in records
                if r.data.get("model_size_bytes") is not None and _stat(r, "latency_ms", "p50")]
         if not pts:
             continue

@@ -22,13 +22,14 @@ from . import formatting as fmt
 from .load import Host, Record, Run
 from .plots import PLOT_NAMES, write_plots
 from .targets import TARGET_HOST_KINDS, Target, Targets
-from .verdict import FAIL, NA, PASS, CriterionResult, Judgement, TargetSummary, Verdict, judge
+from .verdict import (FAIL, INCONCLUSIVE, NA, PASS, CriterionResult, Judgement, TargetSummary,
+                      Verdict, judge)
 
 TEMPLATES = Path(__file__).parent / "templates"
 REPORTS = ("report.md", "report.html")
 PLOTS_DIR = "plots"
-_MARK = {PASS: "✓", FAIL: "✗", NA: "?"}
-_CSS = {PASS: "pass", FAIL: "fail", NA: "na"}
+_MARK = {PASS: "✓", FAIL: "✗", NA: "?", INCONCLUSIVE: "~"}
+_CSS = {PASS: "pass", FAIL: "fail", NA: "na", INCONCLUSIVE: "inconclusive"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ def criterion_text(r: CriterionResult) -> str:
     needs = f"(needs {c.symbol} {fmt.threshold(r.threshold)} {c.unit})"
     if r.value is None:
         return f"{c.metric} n/a: {r.why} {needs}"
-    return f"{c.metric} {fmt.against(r.value, r.threshold)} {c.unit} {needs}"
+    ci = f", 95 % CI [{fmt.sig(r.ci[0])}, {fmt.sig(r.ci[1])}]" if r.ci else ""
+    text = f"{c.metric} {fmt.against(r.value, r.threshold)} {c.unit}{ci} {needs}"
+    return f"{text}: inconclusive, {r.why}" if r.outcome == INCONCLUSIVE else text
 
 
 def target_rule(target: Target) -> str:
@@ -82,17 +85,23 @@ def target_rule(target: Target) -> str:
                      for c, t in target.criteria)
 
 
-def _pair(j: Judgement) -> str:
+def _pair(j: Judgement, run: Run) -> str:
     values = ", ".join(f"{r.criterion.metric} {fmt.against(r.value, r.threshold)} {r.criterion.unit}"
                        for r in j.results if r.value is not None)
-    return f"{j.record.variant} on {j.host.name} ({values})"
+    return f"{run.label(j.record)} on {j.host.name} ({values})"
+
+
+def _undecided(j: Judgement, run: Run) -> str:
+    whys = "; ".join(f"{r.criterion.metric}: {r.why}" for r in j.results
+                     if r.outcome == INCONCLUSIVE)
+    return f"{run.label(j.record)} on {j.host.name} ({whys})"
 
 
 def summary_line(s: TargetSummary, run: Run) -> str:
     """One plain-text line per target: who meets it on its hardware, and indicatively elsewhere."""
     kinds = "/".join(s.target.judged_on)
     if s.met:
-        line = "met by " + "; ".join(_pair(j) for j in s.met)
+        line = "met by " + "; ".join(_pair(j, run) for j in s.met)
     elif s.judged:
         line = f"none met ({s.judged} variant(s) judged on {kinds} hardware)"
     else:
@@ -100,11 +109,13 @@ def summary_line(s: TargetSummary, run: Run) -> str:
                   if h.status == "failed" and h.kind in s.target.judged_on]
         line = f"not measured: no {kinds} host with results in this run"
         line += f" ({'; '.join(failed)})" if failed else ""
+    if s.inconclusive:
+        line += "; inconclusive: " + "; ".join(_undecided(j, run) for j in s.inconclusive)
     others = {j.host.name for j in s.indicative_met} | {
         h.name for h in run.hosts if h.status == "ok" and (h.kind not in TARGET_HOST_KINDS
                                                             or h.environment.get("emulated"))}
     if others:
-        met = "; ".join(_pair(j) for j in s.indicative_met)
+        met = "; ".join(_pair(j, run) for j in s.indicative_met)
         line += (f". On {', '.join(sorted(others))} (not the target hardware, indicative only): "
                  + (f"met by {met}" if met else "none met"))
     return f"{s.target.title}: {line}"
@@ -123,10 +134,31 @@ def _cell(j: Judgement | None, host: Host) -> dict:
     }
 
 
-def _verdict_row(host: Host, rec: Record, verdict: Verdict, targets: Targets) -> dict:
+def _verdict_row(run: Run, host: Host, rec: Record, verdict: Verdict, targets: Targets) -> dict:
     judged = verdict.for_pair(host, rec)
-    return {"host": host.name, "kind": host.kind, "variant": rec.variant,
+    return {"host": host.name, "kind": host.kind, "variant": run.label(rec),
             "cells": [_cell(judged.get(t.id), host) for t in targets.targets]}
+
+
+def _percentile(lat: dict, p: str) -> str:
+    """The value, marked † when not valid (under LoadGen's minimum query count)."""
+    text = fmt.sig(lat.get(p))
+    return f"{text} †" if (lat.get("valid") or {}).get(p) is False else text
+
+
+def _interval(ci: Any) -> str:
+    return (f"[{fmt.sig(ci[0])}, {fmt.sig(ci[1])}]"
+            if isinstance(ci, (list, tuple)) and len(ci) == 2 else fmt.NA)
+
+
+def _repeats(d: dict) -> str:
+    rep = d.get("repeats")
+    if not isinstance(rep, dict) or not rep.get("count"):
+        return fmt.NA
+    if rep["count"] == 1 or rep.get("spread") is None:
+        return str(rep["count"])
+    verdict = "replicable" if rep.get("replicable") else "NOT replicable"
+    return f"{rep['count']}, spread {rep['spread']:.3f}×, {verdict}"
 
 
 def _variant_row(host: Host, rec: Record) -> dict:
@@ -144,15 +176,16 @@ def _variant_row(host: Host, rec: Record) -> dict:
     noisy = lat.get("noisy")
     return {
         "host": host.name, "variant": rec.variant, "status": rec.status,
-        "p50": fmt.sig(lat.get("p50")), "p95": fmt.sig(lat.get("p95")),
-        "p99": fmt.sig(lat.get("p99")),
+        "p50": _percentile(lat, "p50"), "p95": _percentile(lat, "p95"),
+        "p99": _percentile(lat, "p99"), "p99_ci": _interval((lat.get("ci95") or {}).get("p99")),
         "mean": (f"{fmt.sig(lat['mean'])} ± {fmt.sig(lat.get('stdev'))}"
                  if lat.get("mean") is not None else fmt.NA),
-        "ci": (f"[{fmt.sig(ci[0])}, {fmt.sig(ci[1])}]"
-               if isinstance(ci, (list, tuple)) and len(ci) == 2 else fmt.NA),
+        "ci": _interval(ci),
         "count": lat.get("count", fmt.NA),
         "noisy": fmt.NA if noisy is None else ("noisy" if noisy else "no"),
-        "fps": fmt.sig(d.get("single_fps")),
+        "fps_p50": fmt.sig(d.get("single_fps_from_p50")),
+        "fps_trials": fmt.sig(d.get("single_fps_trials")),
+        "repeats": _repeats(d),
         "batch": fmt.sig(d.get("batch_throughput")),
         "cold": fmt.sig(d.get("cold_start_ms")),
         "size": fmt.size(d.get("model_size_bytes")),
@@ -160,6 +193,15 @@ def _variant_row(host: Host, rec: Record) -> dict:
         "route": d.get("route") or "",
         "providers": prov,
     }
+
+
+def _variant_groups(run: Run) -> list[dict]:
+    """The variant rows, one group per model (one unnamed group when the run has one model)."""
+    rows = [(r.model, _variant_row(h, r)) for h, r in run.records() if r.data]
+    if len(run.models) <= 1:
+        return [{"model": None, "rows": [row for _, row in rows]}]
+    return [{"model": m, "rows": [row for model, row in rows if model == m]}
+            for m in dict.fromkeys(model for model, _ in rows)]
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -222,9 +264,9 @@ def build_context(run: Run, targets: Targets, verdict: Verdict, plots: list) -> 
         "targets": [{"title": t.title, "hardware": t.hardware, "judged_on": ", ".join(t.judged_on),
                      "rule": target_rule(t)} for t in targets.targets],
         "summary": [summary_line(s, run) for s in verdict.summaries],
-        "verdict_rows": [_verdict_row(h, r, verdict, targets) for h, r in ok_pairs],
-        "variants": [_variant_row(h, r) for h, r in run.records() if r.data],
-        "problems": [{"host": h.name, "variant": r.variant, "status": r.status,
+        "verdict_rows": [_verdict_row(run, h, r, verdict, targets) for h, r in ok_pairs],
+        "variant_groups": _variant_groups(run),
+        "problems": [{"host": h.name, "variant": run.label(r), "status": r.status,
                       "reason": r.reason or "no reason given"}
                      for h, r in run.records() if not r.ok],
         "failed_hosts": [{"name": h.name, "kind": h.kind, "reason": h.reason}

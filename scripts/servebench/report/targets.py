@@ -31,6 +31,35 @@ def _stat(name: str, field: str) -> Callable[[dict], float | None]:
     return read
 
 
+@dataclass(frozen=True)
+class Uncertainty:
+    """What the record says about how sure a judged figure is (docs/RESULTS.md, stats)."""
+    figure: str                         # the percentile it rests on: p50, p99...
+    count: int | None                   # samples behind it
+    ci: tuple[float, float] | None      # 95 % interval of the judged value (its unit)
+    valid: bool | None                  # MLPerf LoadGen's minimum query count met
+
+
+def _percentile_uncertainty(name: str, field: str, invert: float | None = None
+                            ) -> Callable[[dict], Uncertainty | None]:
+    """The ``ci95``/``valid`` of ``record[name][field]``; ``invert``: the value judged is
+    ``invert / field`` (FPS from the p50 in ms), so is its interval. None for stats without
+    them (judged on the value alone)."""
+    def read(record: dict) -> Uncertainty | None:
+        stats = record.get(name)
+        if not isinstance(stats, dict) or not isinstance(stats.get("ci95"), dict):
+            return None
+        ci = stats["ci95"].get(field)
+        if isinstance(ci, (list, tuple)) and len(ci) == 2:
+            ci = (invert / ci[1], invert / ci[0]) if invert else (ci[0], ci[1])
+        else:
+            ci = None
+        valid = (stats.get("valid") or {}).get(field)
+        return Uncertainty(field, stats.get("count"), ci, valid)
+
+    return read
+
+
 def _size_mb(record: dict) -> float | None:
     size = record.get("model_size_bytes")
     return None if size is None else size / BYTES_PER_MB
@@ -43,6 +72,8 @@ class Criterion:
     unit: str
     below: bool                   # True: value < threshold (strict); False: value >= threshold
     read: Callable[[dict], float | None]  # the measured value from a variant record, or None
+    # Its interval and validity, where the record has them; None: judged on the value alone.
+    uncertainty: Callable[[dict], Uncertainty | None] = lambda record: None
 
     @property
     def symbol(self) -> str:
@@ -55,11 +86,15 @@ class Criterion:
 CRITERIA: dict[str, Criterion] = {
     c.key: c
     for c in (
-        Criterion("p50_ms_below", "p50 latency", "ms", True, _stat("latency_ms", "p50")),
-        Criterion("p95_ms_below", "p95 latency", "ms", True, _stat("latency_ms", "p95")),
-        Criterion("p99_ms_below", "p99 latency", "ms", True, _stat("latency_ms", "p99")),
-        Criterion("single_fps_at_least", "single-sample FPS", "FPS", False,
-                  lambda r: r.get("single_fps")),
+        *(Criterion(f"{p}_ms_below", f"{p} latency", "ms", True, _stat("latency_ms", p),
+                    _percentile_uncertainty("latency_ms", p)) for p in ("p50", "p95", "p99")),
+        # 1000 / p50: the definition with an interval (from the p50's).
+        Criterion("single_fps_at_least", "single-sample FPS (1000 / p50)", "FPS", False,
+                  lambda r: r.get("single_fps_from_p50"),
+                  _percentile_uncertainty("latency_ms", "p50", invert=1000.0)),
+        # Seed 002's definition: trials / total timed seconds (a mean rate, no interval).
+        Criterion("single_fps_trials_at_least", "single-sample FPS (trials / time)", "FPS",
+                  False, lambda r: r.get("single_fps_trials")),
         Criterion("batch_img_per_s_at_least", "batch throughput", "img/s", False,
                   lambda r: r.get("batch_throughput")),
         Criterion("model_size_mb_below", "model size", "MB", True, _size_mb),

@@ -5,6 +5,13 @@ embedded default, or an unknown kind) is judged against every target, marked ind
 it is not the target hardware; so is a result measured under emulation (qemu), whatever its kind.
 The kind is the record's own (``bench-run --host-kind``), else its
 host's: an A100 node is a GPU server for its CUDA runs and a CPU server for its CPU runs.
+
+A criterion is PASS or FAIL only when the record's 95 % interval of the judged figure lies
+wholly on one side of the threshold; INCONCLUSIVE (with the reason) when the interval straddles
+it, when there is no interval, or when the percentile is not valid (fewer samples than MLPerf
+LoadGen's minimum query count for it). Figures without an interval (batch throughput, size, or
+a record without ``ci95``) are judged on their value. A judgement is FAIL if any criterion
+fails, else INCONCLUSIVE if any is, else n/a if any value is missing, else PASS.
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ from dataclasses import dataclass
 from .load import Host, Record, Run
 from .targets import TARGET_HOST_KINDS, Criterion, Target, Targets
 
-PASS, FAIL, NA = "pass", "fail", "n/a"
+PASS, FAIL, NA, INCONCLUSIVE = "pass", "fail", "n/a", "inconclusive"
+# A judgement's outcome: the first of these that any of its criteria has.
+_PRECEDENCE = (FAIL, INCONCLUSIVE, NA)
 
 
 @dataclass(frozen=True)
@@ -22,8 +31,9 @@ class CriterionResult:
     criterion: Criterion
     threshold: float
     value: float | None
-    outcome: str                  # pass | fail | n/a
-    why: str | None = None        # for n/a: why there is no value
+    outcome: str                  # pass | fail | inconclusive | n/a
+    why: str | None = None        # for n/a and inconclusive: why
+    ci: tuple[float, float] | None = None  # the 95 % interval the outcome rests on
 
 
 @dataclass(frozen=True)
@@ -37,9 +47,7 @@ class Judgement:
     @property
     def outcome(self) -> str:
         outcomes = {r.outcome for r in self.results}
-        if FAIL in outcomes:
-            return FAIL
-        return NA if NA in outcomes else PASS
+        return next((o for o in _PRECEDENCE if o in outcomes), PASS)
 
     @property
     def p50(self) -> float:
@@ -52,6 +60,7 @@ class Judgement:
 class TargetSummary:
     target: Target
     met: tuple[Judgement, ...]            # on the target hardware, best (lowest p50) first
+    inconclusive: tuple[Judgement, ...]   # on the target hardware, neither met nor failed
     indicative_met: tuple[Judgement, ...]  # on hosts that are not the target hardware
     judged: int                           # (host, variant) pairs judged on the target hardware
 
@@ -97,8 +106,25 @@ def judge_criterion(criterion: Criterion, threshold: float, record: Record) -> C
     if value is None:
         return CriterionResult(criterion, threshold, None, NA,
                                f"the record has no {criterion.metric}")
-    outcome = PASS if criterion.holds(value, threshold) else FAIL
-    return CriterionResult(criterion, threshold, float(value), outcome)
+    value = float(value)
+    plain = PASS if criterion.holds(value, threshold) else FAIL
+    u = criterion.uncertainty(record.data)
+    if u is None:
+        return CriterionResult(criterion, threshold, value, plain)
+    samples = f"{u.count} samples" if u.count is not None else "its samples"
+    if u.valid is False:
+        return CriterionResult(criterion, threshold, value, INCONCLUSIVE,
+                               f"{u.figure} not valid: {samples}, fewer than MLPerf LoadGen's "
+                               f"minimum query count for it", u.ci)
+    if u.ci is None:
+        return CriterionResult(criterion, threshold, value, INCONCLUSIVE,
+                               f"no 95 % interval of the {u.figure} from {samples}")
+    ends = {criterion.holds(end, threshold) for end in u.ci}
+    if len(ends) == 2:
+        return CriterionResult(criterion, threshold, value, INCONCLUSIVE,
+                               "its 95 % interval straddles the threshold", u.ci)
+    return CriterionResult(criterion, threshold, value, PASS if ends == {True} else FAIL,
+                           ci=u.ci)
 
 
 def judge(run: Run, targets: Targets) -> Verdict:
@@ -119,6 +145,7 @@ def judge(run: Run, targets: Targets) -> Verdict:
         summaries.append(TargetSummary(
             target=target,
             met=tuple(j for j in by_p50 if not j.indicative),
+            inconclusive=tuple(j for j in mine if j.outcome == INCONCLUSIVE and not j.indicative),
             indicative_met=tuple(j for j in by_p50 if j.indicative),
             judged=sum(1 for j in mine if not j.indicative),
         ))
