@@ -23,13 +23,14 @@ BIN := $(CURDIR)/$(VENV)/bin
 # Console scripts (bench-run, bench-report, chi-*) and ansible live in the venv.
 RUN := PATH="$(BIN):$$PATH"
 
-.PHONY: bench test lint overhead clean help
+.PHONY: bench test lint overhead compare clean help
 
 help:
 	@echo "make bench [PROFILE=quick|full] [ARGS=...]  benchmark localhost (or what chi-up provisioned)"
 	@echo "make test [PYTEST_ARGS=...]                 run the test suite"
 	@echo "make lint                                   ansible-lint (production profile) + syntax check"
 	@echo "make overhead                               print the harness overhead against a bare session.run loop"
+	@echo "make compare A=RUN_A B=RUN_B [FAIL_ABOVE=5%] B / A median latency per model x host x variant"
 	@echo "make clean                                  remove the venvs (results/ is kept)"
 
 $(VENV)/.bench-installed: pyproject.toml
@@ -69,6 +70,10 @@ lint: $(VENV)/.dev-installed
 
 overhead: $(VENV)/.bench-installed
 	$(RUN) python tests/perf/harness_overhead.py
+
+# Compare two run folders; with FAIL_ABOVE, exit 6 on a significant slowdown over it (a CI gate).
+compare: $(VENV)/.bench-installed
+	$(RUN) bench-report --compare $(A) $(B)$(if $(FAIL_ABOVE), --fail-above $(FAIL_ABOVE))
 
 clean:
 	rm -rf $(VENV) $(INC_VENV) $(LITERT_VENV)

@@ -32,7 +32,7 @@ CTRL_C_AND_BUG = ("raised, code, says", [
 def test_both_sides_have_the_readme_codes():
     assert {c.name: int(c) for c in ExitCode} == {
         "OK": 0, "BUG": 1, "USAGE": 2, "STATE": 3, "PROVISION": 4, "TEARDOWN": 5,
-        "INTERRUPTED": 130, "TERMINATED": 143}
+        "REGRESSION": 6, "INTERRUPTED": 130, "TERMINATED": 143}
     assert {int(c) for c in EngineExitCode} <= {int(c) for c in ExitCode}
 
 

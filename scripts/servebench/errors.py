@@ -21,6 +21,7 @@ class ExitCode(enum.IntEnum):
     STATE = 3          # the state file
     PROVISION = 4
     TEARDOWN = 5       # teardown left something
+    REGRESSION = 6     # bench-report --compare --fail-above: a significant slowdown over it
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
     TERMINATED = 143   # SIGTERM (128 + SIGTERM), where a command handles it
 
@@ -50,6 +51,12 @@ class ConfigError(UsageError):
 class OutputError(ConfigError):
     """An output could not be written (unwritable or missing folder, disk full): the message
     names the path. Exit 2: the fix is another --out (or room on the disk), not a bug."""
+
+
+class RegressionError(ServebenchError):
+    """bench-report --compare found a significant slowdown above --fail-above (a CI gate)."""
+
+    exit_code = ExitCode.REGRESSION
 
 
 class StateError(ServebenchError):

@@ -220,6 +220,35 @@ def size_latency_plot(run: Run, targets: Targets, path: Path) -> Plot | None:
                 "Lines: the size and p50 targets.")
 
 
+def compare_plot(comparison, threshold: float | None, path: Path) -> bool:
+    """B / A with its 95 % interval per compared row (report.compare); False if none."""
+    rows = [r for r in comparison.rows if r.ratio is not None]
+    if not rows:
+        return False
+    fig = Figure(figsize=(10, max(2.5, 0.35 * len(rows) + 1.4)), layout="constrained")
+    ax = fig.subplots()
+    colours = {"slower": "#d62728", "faster": "#2ca02c"}
+    for i, r in enumerate(rows):
+        lo, hi = r.ratio.ci
+        ax.errorbar([r.ratio.estimate], [i], xerr=[[r.ratio.estimate - lo], [hi - r.ratio.estimate]],
+                    fmt="o" if r.ratio.gated else "s", capsize=3,
+                    color=colours.get(r.ratio.call, "#555555"))
+    ax.axvline(1.0, color="#333333", linewidth=1)
+    if threshold is not None:
+        ax.axvspan(1.0, 1.0 + threshold, color="#ffcc80", alpha=0.4,
+                   label=f"within the {threshold * 100:g} % gate")
+        ax.legend(**LEGEND_OUTSIDE)
+    ax.set_yticks(range(len(rows)), [r.label for r in rows], fontsize=8)
+    ax.set_ylim(len(rows) - 0.4, -0.6)     # first row on top, half a row of margin
+    ax.set_xlabel("B / A median latency (above 1: B slower); bars: 95 % interval, "
+                  "squares: one repeat each (not gated)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(f"{comparison.run_b.run_id} (B) against {comparison.run_a.run_id} (A)",
+                 fontsize=10)
+    _save(fig, path)
+    return True
+
+
 PLOTS = {
     "latency.png": latency_plot,
     "throughput.png": throughput_plot,

@@ -204,11 +204,11 @@ def _variant_groups(run: Run) -> list[dict]:
             for m in dict.fromkeys(model for model, _ in rows)]
 
 
-def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(value, dict):
         rows = []
         for key, sub in value.items():
-            rows += _flatten(sub, f"{prefix}.{key}" if prefix else str(key))
+            rows += flatten(sub, f"{prefix}.{key}" if prefix else str(key))
         return rows
     if isinstance(value, (list, tuple)):
         value = ", ".join(str(v) for v in value)
@@ -271,7 +271,7 @@ def build_context(run: Run, targets: Targets, verdict: Verdict, plots: list) -> 
                      for h, r in run.records() if not r.ok],
         "failed_hosts": [{"name": h.name, "kind": h.kind, "reason": h.reason}
                          for h in run.hosts if h.status == "failed"],
-        "environments": [{"host": h.name, "rows": _flatten(h.environment)}
+        "environments": [{"host": h.name, "rows": flatten(h.environment)}
                          for h in run.hosts if h.environment],
         "plots": [{"src": f"{PLOTS_DIR}/{p.name}", "title": p.title, "caption": p.caption}
                   for p in plots],

@@ -1,0 +1,373 @@
+"""`bench-report --compare RUN_A RUN_B`: is B slower or faster than A, per model x host x variant?
+
+The figure compared is the single-sample median latency, as the ratio B / A. Its 95 % interval
+comes from the repeats, because fresh processes on one machine differ by more than one loop's
+own noise (issue 12 saw one p50 at 5.1 and 10.4 ms ten minutes apart):
+
+* both runs with >= 2 repeats: Welch's t interval on the difference of the mean log repeat
+  medians (``repeats.p50_ms``), exponentiated. Its error rate is the nominal 5 % when the log
+  repeat medians are roughly normal (a process-level factor times a loop median); Welch's
+  degrees of freedom keep it honest with unequal spreads. An exact permutation test was not
+  used: with 3 repeats a side its smallest two-sided p-value is 0.1, it could never call 5 %.
+* one run with a single repeat: the same t interval, taking that run's between-process spread to
+  be the other run's (degrees of freedom of the other run alone).
+* both with a single repeat: a percentile bootstrap of the ratio of medians over the samples
+  (``samples.latency_ns``, split by ``samples.repeat_counts``). It covers only the noise within
+  one process, so its call is shown but never gates (see ``Ratio.gated``).
+
+The call is "slower" when the whole interval is above 1, "faster" when below, else "no
+significant change". Each row is a separate 5 % test: over k rows, up to 1 - 0.95^k of
+same-distribution comparisons show at least one false call; the gate (``--fail-above``) also
+asks the estimate to exceed the threshold, which makes a false alarm rarer still.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import OutputError, RegressionError, UsageError
+from . import formatting as fmt
+from .load import Host, Record, Run
+from .render import flatten, md_cell
+
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 12
+SLOWER, FASTER, SAME = "slower", "faster", "no significant change"
+# Environment keys that differ between any two runs and explain nothing.
+_ENV_IGNORED = {"time"}
+
+
+# ---- Student's t without scipy ---------------------------------------------------------------
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularised incomplete beta (modified Lentz)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1, a - 1
+    c, d = 1.0, 1 - qab * x / qap
+    d = 1 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 400):
+        for num in (m * (b - m) * x / ((qam + 2 * m) * (a + 2 * m)),
+                    -(a + m) * (qab + m) * x / ((a + 2 * m) * (qap + 2 * m))):
+            d = 1 + num * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    if x <= 0 or x >= 1:
+        return 0.0 if x <= 0 else 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                     + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1) / (a + b + 2):
+        return front * _betacf(a, b, x) / a
+    return 1 - front * _betacf(b, a, 1 - x) / b
+
+
+def t_cdf(t: float, df: float) -> float:
+    tail = 0.5 * _betainc(df / 2, 0.5, df / (df + t * t))
+    return 1 - tail if t >= 0 else tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The p quantile (0.5 < p < 1) of Student's t with ``df`` (> 0, fractional allowed)."""
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        lo, hi = hi, hi * 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
+        if hi - lo < 1e-12 * hi:
+            break
+    return (lo + hi) / 2
+
+
+# ---- the ratio of medians ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Ratio:
+    estimate: float                       # B / A
+    ci: tuple[float, float]
+    method: str
+    gated: bool                           # the interval covers between-process variation
+
+    @property
+    def call(self) -> str:
+        return SLOWER if self.ci[0] > 1 else FASTER if self.ci[1] < 1 else SAME
+
+
+def repeat_medians(rec: dict) -> list[float]:
+    rep = rec.get("repeats")
+    meds = rep.get("p50_ms") if isinstance(rep, dict) else None
+    if meds:
+        return [float(m) for m in meds]
+    return [float(rec["latency_ms"]["p50"])]
+
+
+def repeat_samples(rec: dict) -> list[np.ndarray]:
+    """The single-sample latencies (ms) of each repeat, split by ``samples.repeat_counts``."""
+    samples = rec.get("samples") or {}
+    pooled = np.asarray(samples.get("latency_ns") or [], dtype=np.float64) / 1e6
+    counts = (samples.get("repeat_counts") or {}).get("latency") or [len(pooled)]
+    if sum(counts) != len(pooled):
+        raise ValueError(f"repeat_counts {counts} do not add up to {len(pooled)} samples")
+    return np.split(pooled, np.cumsum(counts)[:-1])
+
+
+def _lower_median(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The nearest-rank (lower) median, the report's p50."""
+    n = x.shape[axis]
+    return np.partition(x, (n + 1) // 2 - 1, axis=axis).take((n + 1) // 2 - 1, axis=axis)
+
+
+def _bootstrap(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    ratios = []
+    chunk = max(1, 4_000_000 // max(len(a), len(b)))
+    for start in range(0, BOOTSTRAP_RESAMPLES, chunk):
+        k = min(chunk, BOOTSTRAP_RESAMPLES - start)
+        ma = _lower_median(a[rng.integers(0, len(a), (k, len(a)))])
+        mb = _lower_median(b[rng.integers(0, len(b), (k, len(b)))])
+        ratios.append(mb / ma)
+    r = np.concatenate(ratios)
+    alpha = 1 - CONFIDENCE
+    return float(np.quantile(r, alpha / 2)), float(np.quantile(r, 1 - alpha / 2))
+
+
+def ratio_of_medians(a: dict, b: dict, rng: np.random.Generator | None = None) -> Ratio:
+    """B / A of the median latency of two records, with its 95 % interval (module docstring)."""
+    ma, mb = repeat_medians(a), repeat_medians(b)
+    if len(ma) == 1 and len(mb) == 1:
+        sa, sb = np.concatenate(repeat_samples(a)), np.concatenate(repeat_samples(b))
+        if len(sa) == 0 or len(sb) == 0:
+            raise ValueError("a record has no samples")
+        ci = _bootstrap(sa, sb, rng or np.random.default_rng(BOOTSTRAP_SEED))
+        estimate = float(_lower_median(sb) / _lower_median(sa))
+        return Ratio(estimate, ci, f"bootstrap over {len(sa)} / {len(sb)} samples, one repeat "
+                     "each: within-process noise only, not gated", gated=False)
+    la, lb = np.log(ma), np.log(mb)
+    diff = float(lb.mean() - la.mean())
+    va = float(la.var(ddof=1)) / len(la) if len(la) > 1 else None
+    vb = float(lb.var(ddof=1)) / len(lb) if len(lb) > 1 else None
+    if va is None or vb is None:
+        # One repeat on one side: borrow the other side's spread for it.
+        known = lb if va is None else la
+        s2 = float(known.var(ddof=1))
+        se, df = math.sqrt(s2 / len(la) + s2 / len(lb)), len(known) - 1
+        method = (f"t on log repeat medians, {len(la)} vs {len(lb)} repeats (the single "
+                  "repeat's spread taken from the other run)")
+    else:
+        se = math.sqrt(va + vb)
+        denom = va**2 / (len(la) - 1) + vb**2 / (len(lb) - 1)
+        df = (va + vb) ** 2 / denom if denom > 0 else float("inf")
+        method = f"Welch t on log repeat medians, {len(la)} vs {len(lb)} repeats"
+    half = 0.0 if se == 0 else se * t_quantile(1 - (1 - CONFIDENCE) / 2, df)
+    return Ratio(math.exp(diff), (math.exp(diff - half), math.exp(diff + half)), method, True)
+
+
+# ---- matching two runs -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Row:
+    model: str
+    variant: str
+    host_a: str
+    host_b: str
+    p50_a: float | None
+    p50_b: float | None
+    ratio: Ratio | None
+    note: str | None                      # why there is no ratio
+
+    @property
+    def label(self) -> str:
+        host = self.host_a if self.host_a == self.host_b else f"{self.host_a} -> {self.host_b}"
+        return f"{self.model} / {self.variant} @ {host}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    run_a: Run
+    run_b: Run
+    rows: tuple[Row, ...]
+    host_pairs: tuple[tuple[Host, Host], ...]
+    unmatched: tuple[str, ...]            # hosts of one run only
+    # (which hosts, (key, value in A, value in B) of each environment entry that differs)
+    env_diffs: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...]
+
+
+def _host_pairs(a: Run, b: Run) -> tuple[list[tuple[Host, Host]], list[str]]:
+    """Hosts of the same name; two one-host runs are paired whatever their names (two nodes)."""
+    hosts_a = [h for h in a.hosts if h.status == "ok"]
+    hosts_b = [h for h in b.hosts if h.status == "ok"]
+    names_b = {h.name: h for h in hosts_b}
+    pairs = [(h, names_b[h.name]) for h in hosts_a if h.name in names_b]
+    if not pairs and len(hosts_a) == 1 and len(hosts_b) == 1:
+        pairs = [(hosts_a[0], hosts_b[0])]
+    paired = {h.name for p in pairs for h in p}
+    unmatched = [f"{h.name} (only in {run.run_id})" for run, hosts in ((a, hosts_a), (b, hosts_b))
+                 for h in hosts if h.name not in paired]
+    return pairs, unmatched
+
+
+def _by_key(host: Host) -> dict[tuple[str, str], Record]:
+    return {(r.model or "?", r.variant): r for r in host.records if r.status != "unreadable"}
+
+
+def _p50(rec: Record | None) -> float | None:
+    lat = rec.data.get("latency_ms") if rec is not None and rec.ok else None
+    return lat.get("p50") if isinstance(lat, dict) else None
+
+
+def _row(key: tuple[str, str], ha: Host, hb: Host, ra: Record | None, rb: Record | None) -> Row:
+    note, ratio = None, None
+    if ra is None or rb is None:
+        note = f"only in run {'B' if ra is None else 'A'}"
+    elif not (ra.ok and rb.ok):
+        note = f"not comparable: A {ra.status}, B {rb.status}"
+    else:
+        try:
+            ratio = ratio_of_medians(ra.data, rb.data)
+        except (KeyError, TypeError, ValueError) as exc:
+            note = f"not comparable: {exc}"
+    return Row(key[0], key[1], ha.name, hb.name, _p50(ra), _p50(rb), ratio, note)
+
+
+def environment_differences(ha: Host, hb: Host) -> tuple[tuple[str, str, str], ...]:
+    """(key, value in A, value in B) of every environment entry that differs."""
+    ea = dict(flatten(ha.environment))
+    eb = dict(flatten(hb.environment))
+    keys = [k for k in dict.fromkeys([*ea, *eb]) if k.split(".")[0] not in _ENV_IGNORED]
+    return tuple((k, ea.get(k, "(absent)"), eb.get(k, "(absent)")) for k in keys
+                 if ea.get(k) != eb.get(k))
+
+
+def compare_runs(a: Run, b: Run) -> Comparison:
+    pairs, unmatched = _host_pairs(a, b)
+    rows = []
+    for ha, hb in pairs:
+        ka, kb = _by_key(ha), _by_key(hb)
+        for key in dict.fromkeys([*ka, *kb]):
+            rows.append(_row(key, ha, hb, ka.get(key), kb.get(key)))
+    diffs = tuple((f"{ha.name} (A) / {hb.name} (B)", environment_differences(ha, hb))
+                  for ha, hb in pairs)
+    return Comparison(a, b, tuple(rows), tuple(pairs), tuple(unmatched), diffs)
+
+
+# ---- the gate ----------------------------------------------------------------------------------
+
+def parse_threshold(text: str) -> float:
+    """'5%' or '5' -> 0.05."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*%?\s*", text or "")
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError(f"--fail-above {text!r}: expected a positive percentage such as 5%")
+    return float(match.group(1)) / 100
+
+
+def regressions(comparison: Comparison, threshold: float) -> list[Row]:
+    """Rows whose slowdown is significant (interval above 1), gated (from repeats) and whose
+    estimate exceeds 1 + threshold."""
+    return [r for r in comparison.rows
+            if r.ratio and r.ratio.gated and r.ratio.call == SLOWER
+            and r.ratio.estimate > 1 + threshold]
+
+
+# ---- output ------------------------------------------------------------------------------------
+
+def _ratio_text(r: Row) -> tuple[str, str, str]:
+    if r.ratio is None:
+        return fmt.NA, fmt.NA, r.note or ""
+    ci = f"[{r.ratio.ci[0]:.3f}, {r.ratio.ci[1]:.3f}]"
+    return f"{r.ratio.estimate:.3f}", ci, r.ratio.call
+
+
+def text_lines(c: Comparison) -> list[str]:
+    lines = []
+    for r in c.rows:
+        ratio, ci, call = _ratio_text(r)
+        lines.append(f"{r.label}: A p50 {fmt.sig(r.p50_a)} ms, B p50 {fmt.sig(r.p50_b)} ms, "
+                     f"B/A {ratio} {ci}: {call}")
+    return lines
+
+
+def markdown(c: Comparison, threshold: float | None, plot: str | None) -> str:
+    out = [f"# servebench compare: {md_cell(c.run_b.run_id)} (B) against "
+           f"{md_cell(c.run_a.run_id)} (A)", "",
+           "B / A of the single-sample median latency (above 1: B is slower) with its 95 % "
+           "interval; the method says where the interval comes from (docs/RESULTS.md, "
+           "\"Comparing two runs\"). Each row is its own 5 % test.", ""]
+    if threshold is not None:
+        out += [f"Gate: fail when a gated row is significantly slower by more than "
+                f"{threshold * 100:g} %.", ""]
+    out += ["| model | variant | host | A p50 ms | B p50 ms | B/A | 95 % CI | call | method |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for r in c.rows:
+        ratio, ci, call = _ratio_text(r)
+        host = r.host_a if r.host_a == r.host_b else f"{r.host_a} -> {r.host_b}"
+        cells = [r.model, r.variant, host, fmt.sig(r.p50_a), fmt.sig(r.p50_b), ratio, ci, call,
+                 r.ratio.method if r.ratio else ""]
+        out.append("| " + " | ".join(md_cell(x) for x in cells) + " |")
+    out.append("")
+    for u in c.unmatched:
+        out.append(f"- host {md_cell(u)}: no counterpart, not compared")
+    if plot:
+        out += ["", f"![B / A per variant]({plot})", ""]
+    out += ["## Environment differences", ""]
+    for title, diffs in c.env_diffs:
+        out += [f"### {md_cell(title)}", ""]
+        if not diffs:
+            out += ["No difference in the recorded environment.", ""]
+            continue
+        out += ["| key | A | B |", "|---|---|---|"]
+        out += [f"| {md_cell(k)} | {md_cell(va)} | {md_cell(vb)} |" for k, va, vb in diffs]
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def write_comparison(c: Comparison, out_dir: Path, threshold: float | None) -> list[Path]:
+    """compare.md and compare.png into ``out_dir``, each renamed into place when whole."""
+    from .plots import compare_plot
+
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        png = out_dir / "compare.png"
+        tmp_png = out_dir / ".compare.png.tmp"
+        drawn = compare_plot(c, threshold, tmp_png)
+        md = out_dir / "compare.md"
+        tmp_md = out_dir / ".compare.md.tmp"
+        tmp_md.write_text(markdown(c, threshold, png.name if drawn else None), encoding="utf-8")
+        if drawn:
+            os.replace(tmp_png, png)
+        os.replace(tmp_md, md)
+    except OSError as exc:
+        raise OutputError(f"cannot write the comparison into {out_dir}: {exc.strerror or exc}",
+                          hint="pass --out a writable folder") from None
+    return [md] + ([png] if drawn else [])
+
+
+def gate(c: Comparison, threshold: float) -> None:
+    """Raise RegressionError (exit 6) naming every gated significant slowdown over threshold."""
+    bad = regressions(c, threshold)
+    if bad:
+        listed = "; ".join(f"{r.label} x{r.ratio.estimate:.3f} [{r.ratio.ci[0]:.3f}, "
+                           f"{r.ratio.ci[1]:.3f}]" for r in bad)
+        raise RegressionError(f"{len(bad)} significant slowdown(s) above "
+                              f"{threshold * 100:g} %: {listed}")
+
+
+def describe(c: Comparison) -> dict[str, Any]:
+    """Counts for the command's last line."""
+    calls = [r.ratio.call for r in c.rows if r.ratio]
+    return {SLOWER: calls.count(SLOWER), FASTER: calls.count(FASTER), SAME: calls.count(SAME),
+            "not compared": sum(1 for r in c.rows if r.ratio is None)}
