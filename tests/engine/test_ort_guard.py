@@ -13,8 +13,8 @@ from servebench_engine.suite import run_variant
 from servebench_engine.variants import onnx_runtime as ort_variants
 from servebench_engine.variants.base import ProviderMismatch, VariantSkipped
 from servebench_engine.variants.onnx_runtime import (CPU, CUDA, OnnxCpu, OnnxCuda,
-                                                     OnnxOptimized, OnnxTensorrt, open_session,
-                                                     session_options)
+                                                     OnnxOptimized, OnnxTensorrt, OnnxUnoptimized,
+                                                     open_session, options_dict, session_options)
 
 # Providers some onnxruntime build offers; the guard tests need one this build does not.
 CANDIDATES = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "MIGraphXExecutionProvider",
@@ -87,18 +87,35 @@ def test_gpu_label_over_a_cpu_run_becomes_an_error_record(shared_int8, tmp_path,
     assert "requested CUDAExecutionProvider but onnxruntime runs ['CPUExecutionProvider']" \
         in record["reason"]
     assert record["latency_ms"] is None and record["batch_throughput"] is None
-    assert record["samples"] == {"latency_ns": [], "batch_ns": []}
+    assert record["samples"]["latency_ns"] == [] and record["samples"]["batch_ns"] == []
 
 
 def test_onnx_cpu_variant_records_providers(shared_int8, tmp_path):
     record = run_record("onnx-cpu", make_ctx(shared_int8, tmp_path))
     assert record["status"] == "ok", record["reason"]
     assert record["providers"] == {"requested": [CPU], "active": [CPU]}
-    assert record["info"]["graph_optimization"] == "disable_all"
     assert record["model_size_bytes"] == shared_int8.stat().st_size
 
 
-def test_onnx_optimized_serves_the_saved_graph(shared_int8, tmp_path):
+def test_baseline_runs_with_onnxruntimes_default_session_options(shared_int8, tmp_path):
+    """Seed 002's baseline is ort.InferenceSession(model, providers=['CPUExecutionProvider']):
+    every session option as a fresh SessionOptions has it, and the record names the level."""
+    served = OnnxCpu().load(make_ctx(shared_int8, tmp_path))
+    defaults = options_dict(ort.SessionOptions())
+    assert served.info["session_options"] == defaults
+    assert served.info["graph_optimization_level"] == \
+        ort.SessionOptions().graph_optimization_level.name == "ORT_ENABLE_ALL"
+
+
+def test_unoptimized_variant_keeps_the_graph_as_exported(shared_int8, tmp_path):
+    served = OnnxUnoptimized().load(make_ctx(shared_int8, tmp_path))
+    assert served.info["graph_optimization_level"] == "ORT_DISABLE_ALL"
+    changed = {k for k, v in served.info["session_options"].items()
+               if v != options_dict(ort.SessionOptions())[k]}
+    assert changed == {"graph_optimization_level"}
+
+
+def test_onnx_optimized_saves_an_extended_graph_and_serves_it(shared_int8, tmp_path):
     ctx = make_ctx(shared_int8, tmp_path)
     variant = OnnxOptimized()
     variant.prepare(ctx)
@@ -107,6 +124,26 @@ def test_onnx_optimized_serves_the_saved_graph(shared_int8, tmp_path):
     served = variant.load(ctx)
     assert served.model_path == saved
     x = ctx.sample(2)
-    baseline = OnnxCpu().load(ctx).infer(x)
+    baseline = OnnxUnoptimized().load(ctx).infer(x)
     np.testing.assert_allclose(served.infer(x), baseline, atol=1e-3)
-    assert results.jsonable(served.info)["graph_optimization"] == "all"
+    info = results.jsonable(served.info)
+    assert info["graph_optimization_level"] == "ORT_ENABLE_EXTENDED"
+    assert info["served_at_level"].startswith("ORT_ENABLE_ALL")
+    assert variant.reused is False
+
+
+def test_onnx_optimized_prepare_again_reuses_the_saved_graph(shared_int8, tmp_path):
+    ctx = make_ctx(shared_int8, tmp_path)
+    first = OnnxOptimized()
+    first.prepare(ctx)
+    saved = first.optimized_path(ctx)
+    made = saved.stat().st_mtime_ns
+    again = OnnxOptimized()  # a repeat: a new object, as in a new process
+    again.prepare(ctx)
+    assert again.reused is True and saved.stat().st_mtime_ns == made
+    assert again.load(ctx).info == first.load(ctx).info
+    # A damaged file is made again, not trusted.
+    saved.write_bytes(saved.read_bytes()[:1000])
+    third = OnnxOptimized()
+    third.prepare(ctx)
+    assert third.reused is False and third.load(ctx).infer(ctx.sample(1)).shape == (1, 11)

@@ -10,7 +10,6 @@ import onnx
 import pytest
 
 from servebench_engine.context import Split
-from servebench_engine.variants.base import VariantSkipped
 from servebench_engine.variants.quantize import (
     Int8Dynamic,
     Int8StaticAggressive,
@@ -46,6 +45,8 @@ def test_dynamic_int8_is_a_conv_integer_model_served_on_cpu(variant_context):
     assert served.providers_active[0] == "CPUExecutionProvider"
     assert served.info["route"].startswith("onnxruntime.quantization ")
     assert "quantize_dynamic" in served.info["route"]
+    assert served.info["routes_not_taken"] == [
+        "neural-compressor: no quantiser environment (quantizer_python unset)"]
     # Weights went to 8 bits: the file is about a quarter of the fp32 one.
     assert served.model_path.stat().st_size < 0.4 * variant_context.model_onnx.stat().st_size
     assert 0.0 <= served.info["top1_agreement_with_fp32"] <= 1.0
@@ -66,7 +67,8 @@ def test_static_int8_fallback_route_meets_its_tolerance(variant_context):
     assert info["int8_layers"] == info["weighted_layers"] - len(info["fp32_layers"]) > 0
     assert info["fp32_accuracy"] - info["int8_accuracy"] == pytest.approx(info["accuracy_drop"])
     assert info["trials"] == len(info["trial_history"]) >= 1
-    assert [p.name for p in ctx.workdir.iterdir()] == ["onnx-int8-static-aggressive.onnx"]
+    assert sorted(p.name for p in ctx.workdir.iterdir()) == [
+        "onnx-int8-static-aggressive.onnx", "onnx-int8-static-aggressive.onnx.manifest.json"]
     assert info["calibration_images"] == 16 and info["validation_images"] == 22
 
 
@@ -78,15 +80,38 @@ def test_static_int8_neural_compressor_route(variant_context):
     assert "QLinearConv" in _op_types(served.model_path)
     info = served.info
     assert info["int8_layers"] >= info["weighted_layers"] / 2 > 0
-    assert info["route"].startswith("neural-compressor 3.7.1 static QOperator, tuned in ")
+    assert info["route"].startswith("neural-compressor 3.7.1 static QOperator, quant_level 1, ")
     assert info["quantiser_env"]["onnx"] == "1.16.2"
     assert info["tolerance"] == 0.01 and info["accuracy_drop"] <= 0.01
     assert info["routes_not_taken"] == []
-    # Only the served model and the tuning log stay; scratch (data, trials) is gone.
+    # The tutorial's settings (seed 002), recorded; the quick profile calibrates on 16 images.
+    assert info["quantiser_settings"] == {
+        "approach": "static", "quant_format": "QOperator", "quant_level": 1,
+        "recipes": {"graph_optimization_level": "ENABLE_EXTENDED"},
+        "calibration_sampling_size": 16, "calibration_sampling_size_asked": 16}
+    assert "quant_level 1, graph_optimization_level ENABLE_EXTENDED, calibration sampling " \
+        "size 16" in info["route"]
+    # Only the served model, its manifest and the tuning log stay; scratch is gone.
     assert sorted(p.name for p in ctx.workdir.iterdir()) == [
         "onnx-int8-static-conservative.neural-compressor.log",
         "onnx-int8-static-conservative.onnx",
+        "onnx-int8-static-conservative.onnx.manifest.json",
     ]
+
+
+@pytest.mark.slow
+def test_dynamic_int8_neural_compressor_route(variant_context):
+    ctx = dataclasses.replace(variant_context, quantizer_python=_inc_python())
+    served, logits = _serve(Int8Dynamic(), ctx)
+
+    assert logits.shape == (3, 11) and np.isfinite(logits).all()
+    assert {"DynamicQuantizeLinear", "ConvInteger"} <= _op_types(served.model_path)
+    info = served.info
+    assert info["route"] == "neural-compressor 3.7.1 dynamic QOperator, quant_level 1"
+    assert info["quantiser"] == "neural-compressor" and info["routes_not_taken"] == []
+    assert info["quantiser_settings"]["approach"] == "dynamic"
+    assert info["quantiser_settings"]["recipes"] == {"graph_optimization_level": "ENABLE_EXTENDED"}
+    assert 0.0 <= info["top1_agreement_with_fp32"] <= 1.0
 
 
 @pytest.mark.parametrize(
@@ -118,11 +143,51 @@ def test_unreachable_tolerance_fails_the_variant(tiny_assets, tmp_path, route):
         variant.load(ctx)
 
 
-def test_given_int8_model_is_not_quantised_again(variant_context):
-    ctx = dataclasses.replace(variant_context, model_is_quantized=True)
-    for variant in (Int8Dynamic(), Int8StaticAggressive(), Int8StaticConservative()):
-        with pytest.raises(VariantSkipped, match="the given model is already quantised"):
-            variant.prepare(ctx)
+@pytest.mark.parametrize("variant", [Int8Dynamic, Int8StaticAggressive, Int8StaticConservative])
+def test_given_int8_model_is_served_as_given_never_quantised_again(variant_context, shared_int8,
+                                                                   variant):
+    ctx = dataclasses.replace(variant_context, model_onnx=shared_int8, model_is_quantized=True)
+    v = variant()
+    served, logits = _serve(v, ctx)
+
+    assert served.model_path == shared_int8 and logits.shape == (3, 11)
+    info = served.info
+    assert info["route"] == ("given (already INT8, static QOperator): served as given, "
+                             "not re-quantised")
+    assert info["quantiser"] == "given" and info["tolerance_checked"] is False
+    assert info["kind_matches_variant"] is (v.kind == "static")
+    assert info["int8_layers"] >= info["weighted_layers"] / 2 > 0
+    assert list(ctx.workdir.iterdir()) == []  # nothing made
+
+
+def test_prepare_again_reuses_the_int8_model_and_redoes_a_damaged_one(variant_context):
+    """A repeat runs prepare in a fresh process with the same workdir: it must serve the model
+    the first prepare made, with the same info, and never trust a damaged file."""
+    from servebench_engine.profiles import PROFILES
+    from servebench_engine.variants import reuse
+
+    ctx = dataclasses.replace(variant_context, profile=PROFILES["smoke"])
+    first = Int8StaticAggressive()
+    first.prepare(ctx)
+    made = first.load(ctx)
+    out = made.model_path
+    stamp = out.stat().st_mtime_ns
+
+    reuse._cache.clear()  # as in a new process
+    again = Int8StaticAggressive()
+    again.prepare(ctx)
+    assert again.reused is True and out.stat().st_mtime_ns == stamp
+    assert again.load(ctx).info == made.info
+
+    out.write_bytes(out.read_bytes()[: out.stat().st_size // 2])  # a half-written model
+    third = Int8StaticAggressive()
+    third.prepare(ctx)
+    assert third.reused is False
+    assert third.load(ctx).infer(ctx.sample(1)).shape == (1, 11)
+    # Another tolerance is another model: not reused either.
+    other = Int8StaticAggressive(tolerance=0.5)
+    other.prepare(ctx)
+    assert other.reused is False
 
 
 def test_exclusion_schedule_grows_from_the_ends_then_by_sensitivity():

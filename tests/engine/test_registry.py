@@ -12,7 +12,7 @@ from servebench_engine.variants import (CPU_VARIANTS, GPU_VARIANTS, REGISTRY, lo
                                         resolve_selection)
 from servebench_engine.variants.base import Variant, VariantSkipped
 
-ISSUE_IDS = ["torch-eager", "torch-compile", "onnx-cpu", "onnx-optimized", "onnx-int8-dynamic",
+ISSUE_IDS = ["torch-eager", "torch-compile", "onnx-cpu", "onnx-unoptimized", "onnx-optimized", "onnx-int8-dynamic",
              "onnx-int8-static-aggressive", "onnx-int8-static-conservative", "openvino", "tflite",
              "onnx-cuda", "onnx-tensorrt"]
 
@@ -45,7 +45,7 @@ def test_registry_imports_are_lazy():
 
 
 def test_onnx_classes_load():
-    for vid in ("onnx-cpu", "onnx-optimized", "onnx-cuda", "onnx-tensorrt"):
+    for vid in ("onnx-cpu", "onnx-unoptimized", "onnx-optimized", "onnx-cuda", "onnx-tensorrt"):
         cls = load_class(vid)
         assert issubclass(cls, Variant) and cls.id == vid
 

@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "torch-eager": f"{_PKG}.torch_variants:TorchEager",
     "torch-compile": f"{_PKG}.torch_variants:TorchCompile",
     "onnx-cpu": f"{_PKG}.onnx_runtime:OnnxCpu",
+    "onnx-unoptimized": f"{_PKG}.onnx_runtime:OnnxUnoptimized",
     "onnx-optimized": f"{_PKG}.onnx_runtime:OnnxOptimized",
     "onnx-int8-dynamic": f"{_PKG}.quantize:Int8Dynamic",
     "onnx-int8-static-aggressive": f"{_PKG}.quantize:Int8StaticAggressive",

@@ -50,9 +50,14 @@ class Served:
 class Variant(abc.ABC):
     id: str = ""
     description: str = ""
+    # True when prepare() found what an earlier prepare (another repeat's process) made with
+    # the same inputs, and serves that (variants/reuse.py).
+    reused: bool = False
 
     def prepare(self, ctx: "Context") -> None:  # noqa: B027 - optional hook
-        """Make artifacts; default: nothing to make."""
+        """Make artifacts; default: nothing to make. Called again in a new process with the
+        same ``ctx.workdir`` after a successful prepare, it must reuse them (no second
+        quantisation, conversion or export) and give the same info and route."""
 
     @abc.abstractmethod
     def load(self, ctx: "Context") -> Served:

@@ -46,7 +46,7 @@ class OpenVinoVariant(Variant):
         providers = [(OPENVINO_EP, ep_options)]
         # ORT's default optimisation level, as onnxruntime-openvino users get it; the guard in
         # open_session turns a silent fallback to the CPU EP into an error record.
-        session = open_session(ctx.model_onnx, providers, session_options("all", None))
+        session = open_session(ctx.model_onnx, providers, session_options(None, None))
         return served_from(session, ctx.model_onnx, providers, {
             "route": f"onnxruntime {ort.__version__} {OPENVINO_EP} (CPU)",
             "runtime": "onnxruntime-openvino",

@@ -36,7 +36,8 @@ class Budget:
 BUDGETS = {
     "smoke": Budget(calibration_images=8, max_trials=2, timeout_s=60),
     "quick": Budget(calibration_images=16, max_trials=3, timeout_s=90),
-    "full": Budget(calibration_images=100, max_trials=8, timeout_s=900),
+    # 128: the calibration sampling size of the tutorial's Neural Compressor runs (seed 002).
+    "full": Budget(calibration_images=128, max_trials=8, timeout_s=900),
 }
 
 
@@ -78,6 +79,17 @@ class TuningSet:
             val_x=np.ascontiguousarray(split.images, dtype=np.float32),
             val_y=np.asarray(split.labels, dtype=np.int64),
         )
+
+    def fingerprint(self) -> str:
+        """A digest of the tuning data (labels, shapes and a strided sample of the pixels): an
+        INT8 model made from other data is not reused (variants/reuse.py)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for arr in (self.calib, self.val_x, self.val_y):
+            h.update(str(arr.shape).encode())
+            h.update(np.ascontiguousarray(arr[..., ::8, ::8] if arr.ndim == 4 else arr).tobytes())
+        return h.hexdigest()
 
 
 def cpu_session(model: Path | str, threads: int | None):

@@ -1,4 +1,5 @@
-"""Accuracy-aware static INT8 quantisation with Intel Neural Compressor, as a standalone script.
+"""INT8 quantisation with Intel Neural Compressor (static accuracy-aware, or dynamic), as a
+standalone script.
 
 Neural Compressor's ONNX support (3.7.x) needs numpy<2 and onnx 1.16, which the engine's own
 environment cannot have (docs/DESIGN.md), so the engine runs this file with the Python of the
@@ -6,7 +7,14 @@ quantiser's environment. It therefore imports nothing from servebench_engine: ar
 a quantised model and a JSON result out.
 
     python quantize_inc.py --model fp32.onnx --data tuning.npz --tolerance 0.05 \
-        --max-trials 5 --timeout 60 --out int8.onnx --result result.json
+        --max-trials 5 --timeout 60 --out int8.onnx --result result.json \
+        [--approach static|dynamic] [--quant-level 1] [--graph-optimization-level ENABLE_EXTENDED] \
+        [--calibration-sampling-size 128]
+
+The settings default to the tutorial's (seed 002): ``quant_level=1``, the recipe
+``graph_optimization_level: ENABLE_EXTENDED``, QOperator, a calibration sampling size of 128
+(cut to the calibration images given). Dynamic quantisation calibrates and tunes nothing: INC's
+first configuration is the model (its accuracy is the engine's to measure).
 
 tuning.npz holds ``calib`` (NCHW float32 images for calibration), ``val_x`` and ``val_y``
 (images and integer targets the accuracy is measured against). The result JSON says whether a
@@ -53,7 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, required=True, help="tuning time limit, seconds")
     parser.add_argument("--out", required=True)
     parser.add_argument("--result", required=True)
+    parser.add_argument("--approach", choices=["static", "dynamic"], default="static")
+    parser.add_argument("--quant-level", default="1", help="auto, 0 or 1 (INC's quant_level)")
+    parser.add_argument("--graph-optimization-level", default="ENABLE_EXTENDED",
+                        choices=["DISABLE_ALL", "ENABLE_BASIC", "ENABLE_EXTENDED", "ENABLE_ALL"])
+    parser.add_argument("--calibration-sampling-size", type=int, default=128)
     args = parser.parse_args(argv)
+    quant_level = args.quant_level if args.quant_level == "auto" else int(args.quant_level)
 
     import neural_compressor
     import onnx
@@ -81,33 +95,43 @@ def main(argv: list[str] | None = None) -> int:
         _progress(f"neural-compressor {what}: validation accuracy {accuracy:.4f}")
         return accuracy
 
-    batch = min(8, len(calib))
-    conf = PostTrainingQuantConfig(
-        approach="static",
-        quant_format="QOperator",
-        device="cpu",
-        calibration_sampling_size=[len(calib) // batch * batch],
-        tuning_criterion=TuningCriterion(max_trials=args.max_trials, timeout=args.timeout),
-        accuracy_criterion=AccuracyCriterion(
-            tolerable_loss=args.tolerance, criterion="absolute", higher_is_better=True
-        ),
-    )
+    batch = max(1, min(8, len(calib)))
+    # INC draws whole batches up to the sampling size: no more than the images there are.
+    sampling = max(batch, min(args.calibration_sampling_size, len(calib)) // batch * batch)
+    settings = {
+        "approach": args.approach,
+        "quant_format": "QOperator",
+        "quant_level": quant_level,
+        "recipes": {"graph_optimization_level": args.graph_optimization_level},
+    }
+    if args.approach == "static":
+        conf = PostTrainingQuantConfig(
+            device="cpu",
+            calibration_sampling_size=[sampling],
+            tuning_criterion=TuningCriterion(max_trials=args.max_trials, timeout=args.timeout),
+            accuracy_criterion=AccuracyCriterion(
+                tolerable_loss=args.tolerance, criterion="absolute", higher_is_better=True
+            ),
+            **settings,
+        )
+        fit_args = {"calib_dataloader": _Batches(calib, batch), "eval_func": eval_func}
+        settings["calibration_sampling_size"] = sampling
+        settings["calibration_sampling_size_asked"] = args.calibration_sampling_size
+    else:
+        conf = PostTrainingQuantConfig(device="cpu", **settings)
+        fit_args = {}
     started = time.perf_counter()
     model = onnx.load(args.model)
-    qmodel = quantization.fit(
-        model,
-        conf,
-        calib_dataloader=_Batches(calib, batch),
-        eval_func=eval_func,
-    )
+    qmodel = quantization.fit(model, conf, **fit_args)
     elapsed = time.perf_counter() - started
     result = {
         "met": qmodel is not None,
         "neural_compressor": neural_compressor.__version__,
         "onnxruntime": ort.__version__,
         "onnx": onnx.__version__,
-        "approach": "static",
+        "approach": args.approach,
         "quant_format": "QOperator",
+        "settings": settings,
         "tolerance": args.tolerance,
         "fp32_accuracy": evaluations[0] if evaluations else None,
         "trial_accuracies": evaluations[1:],
