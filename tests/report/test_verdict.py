@@ -8,7 +8,9 @@ import pytest
 from servebench.report import formatting as fmt
 from servebench.report.load import load_run
 from servebench.report.targets import load_targets
-from servebench.report.verdict import FAIL, INCONCLUSIVE, NA, PASS, judge
+from servebench.report.load import Record
+from servebench.report.targets import CRITERIA
+from servebench.report.verdict import FAIL, INCONCLUSIVE, NA, PASS, judge, judge_criterion
 
 from .runs import record, write_run
 
@@ -185,8 +187,16 @@ def test_single_fps_interval_is_the_p50_interval_inverted(tmp_path):
 
 
 def test_a_record_without_intervals_is_judged_on_its_value(tmp_path):
-    rec = record("v", host_kind="cpu_server", p50_ms=2.95, batch_img_s=2000.0, spread=0.2)
+    # The loader refuses schema-2 stats without ci95/valid; the judging itself still copes.
+    rec = record("v", host_kind="cpu_server", p50_ms=2.95, spread=0.2)
     del rec["latency_ms"]["ci95"], rec["latency_ms"]["valid"]
-    v = judge(load_run(write_run(tmp_path, "r", {"h": {"kind": "cpu_server",
-                                                       "records": [rec]}})), load_targets())
-    assert _one(v, "server_cpu", "p50_ms_below")[1].outcome == PASS
+    r = judge_criterion(CRITERIA["p50_ms_below"], 3.0, Record("v", "ok", None, tmp_path, rec))
+    assert (r.outcome, r.ci) == (PASS, None)
+
+
+def test_the_loader_refuses_stats_without_intervals(tmp_path):
+    rec = record("v", host_kind="cpu_server")
+    del rec["latency_ms"]["valid"]
+    run = load_run(write_run(tmp_path, "r", {"h": {"kind": "cpu_server", "records": [rec]}}))
+    (r,) = run.hosts[0].records
+    assert r.status == "unreadable" and "latency_ms: 'valid' is a required property" in r.reason
