@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 
 import numpy as np
 import onnxruntime as ort
@@ -108,6 +109,14 @@ def test_the_engine_model_is_converted_and_answers_as_the_onnx_model_does(
     assert info["conversion"]["max_abs_diff"] < 1e-3
     assert "accuracy_unavailable" not in info  # the same 11 classes: scored like the others
     assert (ctx.workdir / "tflite-conversion.log").read_text().strip()
+    assert variant.reused is False
+
+    # A repeat (a new process, the same workdir) serves that file: no second conversion.
+    again = TfliteVariant()
+    started = time.perf_counter()
+    again.prepare(ctx)
+    assert again.reused is True and time.perf_counter() - started < 5
+    assert again.load(ctx).info == info
 
 
 def test_an_int8_model_is_not_converted_and_the_variant_says_why(variant_context, converter_python):

@@ -37,6 +37,24 @@ def test_without_a_pytorch_model_the_torch_variants_are_skipped(variant_context,
     ctx = dataclasses.replace(variant_context, torch_model=None)
     with pytest.raises(VariantSkipped, match=r"needs a PyTorch model; only an \.onnx was given"):
         variant.prepare(ctx)
+    int8 = dataclasses.replace(ctx, model_is_quantized=True)
+    with pytest.raises(VariantSkipped, match=r"the given model is an INT8 ONNX: PyTorch cannot"):
+        variant.prepare(int8)
+
+
+def test_prepare_again_reuses_the_saved_module_unless_it_is_damaged(variant_context):
+    first = TorchEager()
+    first.prepare(variant_context)
+    saved = first.load(variant_context).model_path
+    stamp = saved.stat().st_mtime_ns
+    again = TorchEager()
+    again.prepare(variant_context)
+    assert again.reused is True and saved.stat().st_mtime_ns == stamp
+    saved.write_bytes(b"not a pickle")
+    third = TorchEager()
+    third.prepare(variant_context)
+    assert third.reused is False
+    assert third.load(variant_context).infer(variant_context.sample(1)).shape == (1, 11)
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..data import MEAN, STD
+from . import reuse
 from .base import Served, Variant, VariantSkipped
 from .helper_process import HelperFailed, absolute_python, run_relaying
 
@@ -142,7 +143,7 @@ class TfliteVariant(Variant):
         if ctx.tflite_model is not None:
             self._model_path = ctx.tflite_model
         else:
-            self._model_path, conversion = convert(ctx)
+            self._model_path, conversion, self.reused = convert(ctx)
         model = TfliteModel(self._model_path, ctx.threads)
         sample = ctx.sample(1)
         if model.image_size != tuple(sample.shape[2:4]):
@@ -184,8 +185,9 @@ class TfliteVariant(Variant):
         )
 
 
-def convert(ctx: "Context") -> tuple[Path, dict[str, object]]:
-    """The engine's ONNX model as a float32 .tflite, made by convert_tflite.py in its own env."""
+def convert(ctx: "Context") -> tuple[Path, dict[str, object], bool]:
+    """The engine's ONNX model as a float32 .tflite, made by convert_tflite.py in its own env
+    (or the one an earlier prepare made from the same model); the bool: reused."""
     if not ctx.tflite_converter_python:
         raise VariantSkipped("no .tflite model given (--tflite-model) and no converter "
                              "environment (--tflite-converter-python; `make bench` builds one)")
@@ -193,6 +195,12 @@ def convert(ctx: "Context") -> tuple[Path, dict[str, object]]:
         raise VariantSkipped("the given model is already INT8, which the converter (onnx2torch) "
                              "cannot read: give its float .tflite with --tflite-model")
     out = ctx.workdir / "model.tflite"
+    key = reuse.source_key("tflite", ctx.model_onnx, converter=reuse.sha256_of(CONVERTER_SCRIPT))
+    made = reuse.reusable(out, key)
+    if made is not None:
+        ctx.log(f"reusing {out.name}, converted by an earlier prepare from the same model")
+        return out, made, True
+    reuse.forget(out)
     log_path = ctx.workdir / "tflite-conversion.log"
     command = [str(absolute_python(ctx.tflite_converter_python)), str(CONVERTER_SCRIPT),
                "--onnx", str(ctx.model_onnx), "--out", str(out)]
@@ -208,4 +216,4 @@ def convert(ctx: "Context") -> tuple[Path, dict[str, object]]:
         raise RuntimeError(f"TFLite conversion printed no result (log: {log_path})") from None
     ctx.log(f"converted to {out.name}: {result['size_bytes']:,} bytes in {result['seconds']:.1f} s, "
             f"max |diff| vs the source {result['max_abs_diff']:.2g}")
-    return out, result
+    return out, reuse.remember(out, key, result), False

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import reuse
 from .base import Served, Variant, VariantSkipped
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,6 +30,9 @@ CXX_COMPILERS = ("g++", "c++", "clang++")
 
 
 def _import_torch(ctx: "Context"):
+    if ctx.torch_model is None and ctx.model_is_quantized:
+        raise VariantSkipped("the given model is an INT8 ONNX: PyTorch cannot serve it, and no "
+                             "PyTorch form of it was given")
     if ctx.torch_model is None:
         raise VariantSkipped("needs a PyTorch model; only an .onnx was given")
     try:
@@ -48,12 +52,18 @@ class _TorchVariant(Variant):
         torch = _import_torch(ctx)
         ctx.workdir.mkdir(parents=True, exist_ok=True)
         program = getattr(ctx.torch_model, "path", None)
-        if program is not None:
-            self._saved = ctx.workdir / f"{self.id}.pt2"
-            shutil.copyfile(program, self._saved)
+        self._saved = ctx.workdir / f"{self.id}{'.pt2' if program is not None else '.pth'}"
+        # The saved module follows from the model (its ONNX form names it) and the torch.
+        key = reuse.source_key(self.id, program or ctx.model_onnx, torch=torch.__version__)
+        self.reused = reuse.reusable(self._saved, key) is not None
+        if self.reused:
             return
-        self._saved = ctx.workdir / f"{self.id}.pth"
-        torch.save(ctx.torch_model(), self._saved)
+        reuse.forget(self._saved)
+        if program is not None:
+            shutil.copyfile(program, self._saved)
+        else:
+            torch.save(ctx.torch_model(), self._saved)
+        reuse.remember(self._saved, key, {})
 
     def _load_module(self, ctx: "Context"):
         torch = _import_torch(ctx)
