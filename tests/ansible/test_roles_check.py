@@ -126,6 +126,8 @@ def test_setup_roles_in_check_mode_render_pinned_files(tmp_path, ssh_hosts, ssh_
                      "Signed-By: /etc/apt/keyrings/docker.asc"):
             assert line in repo["repo"].splitlines(), (line, repo["repo"])
     assert not run.task_results("Docker | write daemon.json", host="edge1")
+    # The GPU server got Docker once, as the toolkit's dependency (meta/main.yml).
+    assert len(run.task_results("Docker | write daemon.json", host="gpu1")) == 1
 
     # nvidia_container_toolkit: NVIDIA's flat repository and the tutorial's cgroup driver.
     nv = _module_result(run, "NVIDIA toolkit | add NVIDIA's apt repository", "gpu1")
