@@ -35,6 +35,7 @@ import numpy as np
 from ..errors import OutputError, RegressionError, UsageError
 from . import formatting as fmt
 from .load import Host, Record, Run
+from .plots import compare_plot
 from .render import flatten, md_cell
 
 CONFIDENCE = 0.95
@@ -336,8 +337,6 @@ def markdown(c: Comparison, threshold: float | None, plot: str | None) -> str:
 
 def write_comparison(c: Comparison, out_dir: Path, threshold: float | None) -> list[Path]:
     """compare.md and compare.png into ``out_dir``, each renamed into place when whole."""
-    from .plots import compare_plot
-
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
