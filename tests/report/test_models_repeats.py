@@ -77,3 +77,15 @@ def test_report_says_why_a_verdict_is_inconclusive(tmp_path, report):
     (var,) = [line for line in md.splitlines() if line.startswith("| n1 | wide |")]
     cells = var.split(" | ")
     assert cells[4].endswith("†") and cells[5].endswith("†") and not cells[3].endswith("†")
+
+
+def test_a_key_the_suite_lists_without_a_record_is_shown_unreadable(tmp_path):
+    run = _two_models(tmp_path)
+    (run / "node" / "food11_quantized_aggressive__openvino.json").unlink()
+    (host,) = load_run(run).hosts
+    (missing,) = [r for r in host.records if not r.ok]
+    assert (missing.key, missing.variant, missing.status) == (
+        "food11_quantized_aggressive__openvino", "openvino", "unreadable")
+    assert missing.reason == ("suite.json lists food11_quantized_aggressive__openvino but it "
+                              "left no record")
+    assert [r.key for r in host.records][-1] == missing.key      # in the engine's order
