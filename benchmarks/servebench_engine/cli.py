@@ -20,7 +20,7 @@ from pathlib import Path
 from . import data as data_mod
 from .errors import ExitCode, InputError, exit_status
 from .model import PROGRAM_SUFFIX, PreparedModel, export_program, prepare_model
-from .models import check_names
+from .models import check_names, pair_tflite
 from .profiles import PROFILES
 from .results import copy_atomic
 from .suite import ARTIFACTS, SuiteConfig, run_suite
@@ -77,9 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "synthetic in every record)")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="folder for <variant>.json, suite.json and artifacts/<model>/ (created)")
-    p.add_argument("--tflite-model", type=Path, metavar="PATH",
+    p.add_argument("--tflite-model", type=Path, metavar="PATH", action="append", default=[],
                    help="a .tflite model for the tflite variant (default: the model converted "
-                        "with --tflite-converter-python; with neither, tflite is skipped)")
+                        "with --tflite-converter-python; with neither, tflite is skipped); with "
+                        "several --model, one per model, named like it (<model name>.tflite)")
     p.add_argument("--tflite-converter-python", metavar="PATH",
                    help="Python of the TFLite converter environment (onnx2torch + litert-torch; "
                         "`make bench` builds .venv-litert), which turns the model into the "
@@ -153,7 +154,7 @@ def run(argv: list[str] | None) -> int:
     except ValueError as e:
         raise InputError(str(e)) from None
     out = _check_out(args.out)
-    tflite = _check_file(args.tflite_model, "--tflite-model")
+    tflites = pair_tflite(names, [_check_file(t, "--tflite-model") for t in args.tflite_model])
     quantizer = _check_python(args.quantizer_python, "--quantizer-python", "Neural Compressor")
     converter = _check_python(args.tflite_converter_python, "--tflite-converter-python",
                               "TFLite converter")
@@ -171,6 +172,7 @@ def run(argv: list[str] | None) -> int:
             _say(f"model: {arg or 'random-init MobileNetV2 (no --model given)'}...")
             (staging / name).mkdir()
             models.append(prepare_model(arg, staging / name))
+            models[-1].tflite_model = tflites.get(name)
         classes = {m.num_classes for m in models}
         if len(classes) > 1:
             raise InputError("the models give different numbers of classes ("
@@ -199,7 +201,7 @@ def run(argv: list[str] | None) -> int:
         models = [_keep_export(m, staging / m.name, out / ARTIFACTS / m.name) for m in models]
         cfg = SuiteConfig(variants=variants, profile=profile, out=out, host=args.host_label,
                           host_kind=args.host_kind, threads=args.threads,
-                          quantizer_python=quantizer, tflite_model=tflite,
+                          quantizer_python=quantizer,
                           tflite_converter_python=converter)
         run_suite(cfg, models, dataset, log=_say)
     return ExitCode.OK

@@ -54,6 +54,8 @@ class PreparedModel:
     torch_model: Callable[[], Any] | None = None
     # What records, folders and the report call it: the file's stem, "random-init" by default.
     name: str = RANDOM_INIT
+    # Its .tflite form, given with --tflite-model (served by the tflite variant as it is).
+    tflite_model: Path | None = None
 
     def describe(self) -> dict:
         program = getattr(self.torch_model, "path", None)

@@ -39,6 +39,27 @@ def check_names(paths: Sequence[Path | None]) -> list[str]:
     return names
 
 
+def pair_tflite(names: Sequence[str], tflites: Sequence[Path]) -> dict[str, Path]:
+    """Each model's --tflite-model, by name: with one model, the one given (whatever its name);
+    with several, the one whose stem is the model's name, since serving one .tflite under every
+    model's name would label one model's numbers with the others'."""
+    if len(names) == 1:
+        if len(tflites) > 1:
+            raise InputError("--tflite-model given more than once for one model")
+        return {names[0]: tflites[0]} if tflites else {}
+    pairs: dict[str, Path] = {}
+    for path in tflites:
+        if path.stem not in names:
+            raise InputError(f"--tflite-model {path} matches no model: with several models, name "
+                             f"each .tflite like its model (one of "
+                             f"{', '.join(n + '.tflite' for n in names)})")
+        if path.stem in pairs:
+            raise InputError(f"--tflite-model {path} and {pairs[path.stem]} are both for "
+                             f"{path.stem}")
+        pairs[path.stem] = path
+    return pairs
+
+
 def artifacts_dir(artifacts_root: Path, model: PreparedModel) -> Path:
     return artifacts_root / model.name
 
@@ -58,7 +79,7 @@ def context_for(model: PreparedModel, dataset: Dataset, cfg: SuiteConfig,
         splits=dataset.splits,
         torch_model=model.torch_model,
         quantizer_python=cfg.quantizer_python,
-        tflite_model=cfg.tflite_model,
+        tflite_model=model.tflite_model,
         tflite_converter_python=cfg.tflite_converter_python,
         threads=cfg.threads,
         log=log,

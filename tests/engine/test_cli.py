@@ -18,7 +18,8 @@ from .conftest import SHARED_INT8_SHA256, SHARED_INT8_SIZE, make_onnx
 
 RECORD_KEYS = {
     "schema_version", "variant", "status", "reason", "host", "host_kind", "profile", "model",
-    "served_model", "model_size_bytes", "data", "accuracy", "latency_ms", "single_fps",
+    "served_model", "model_size_bytes", "data", "accuracy", "latency_ms", "single_fps_from_p50",
+    "single_fps_trials",
     "batch_size", "batch_latency_ms", "batch_throughput", "cold_start_ms", "providers", "route",
     "info", "environment", "samples", "started_at", "finished_at",
 }
@@ -41,7 +42,7 @@ def test_shared_int8_model_through_bench_run(bench_run, shared_int8, tmp_path, m
                   "--profile", "quick", "--out", out, "--host-label", "testhost",
                   "--threads", "1")
     assert r.code == 0, r.err
-    assert "[2/2] onnx-optimized: ok p50=" in r.out
+    assert "2/2] onnx-optimized: ok p50=" in r.out
     for vid in ("onnx-cpu", "onnx-optimized"):
         rec = json.loads((out / f"{vid}.json").read_text())
         assert RECORD_KEYS <= set(rec)
@@ -58,7 +59,7 @@ def test_shared_int8_model_through_bench_run(bench_run, shared_int8, tmp_path, m
         check_stats(rec["batch_latency_ms"], rec["samples"]["batch_ns"])
         # quick: at least 100 samples unless its 2 s cap stopped a slow machine first.
         assert lat["count"] >= 100 or rec["info"]["minimums_met"]["latency"] is False
-        assert rec["single_fps"] == pytest.approx(1000 / lat["p50"])
+        assert rec["single_fps_from_p50"] == pytest.approx(1000 / lat["p50"])
         assert rec["batch_throughput"] == pytest.approx(32_000 / rec["batch_latency_ms"]["mean"])
         assert rec["cold_start_ms"] > 0 and rec["environment"]["threads"] == 1
         assert rec["environment"]["libraries"]["onnxruntime"]
@@ -73,6 +74,41 @@ def test_shared_int8_model_through_bench_run(bench_run, shared_int8, tmp_path, m
     assert suite["models"] == ["food11_quantized_aggressive"]
     assert {k: v["file"] for k, v in suite["results"].items()} == \
         {"onnx-cpu": "onnx-cpu.json", "onnx-optimized": "onnx-optimized.json"}
+
+
+def test_the_two_shared_int8_models_side_by_side(bench_run, shared_data, tmp_path, monkeypatch):
+    """Seed 000's comparison: the tutorial's dynamic and static INT8 Food-11 models in one run.
+    The ONNX Runtime variants serve each as given (never quantised again); the torch variants
+    and tflite cannot, and say why."""
+    models = [shared_data / "models" / f"food11_quantized_{k}.onnx" for k in ("aggressive", "dynamic")]
+    monkeypatch.delenv("FOOD11_DATA_DIR", raising=False)
+    out = tmp_path / "run"
+    r = bench_run("--model", models[0], "--model", models[1], "--variants",
+                  "onnx-cpu,onnx-int8-dynamic,torch-eager,tflite", "--profile", "smoke",
+                  "--out", out, "--threads", "1")
+    assert r.code == 0, r.err
+    suite = json.loads((out / "suite.json").read_text())
+    names = ["food11_quantized_aggressive", "food11_quantized_dynamic"]
+    assert suite["models"] == names
+    keys = [f"{n}__{v}" for n in names for v in ("onnx-cpu", "onnx-int8-dynamic", "torch-eager",
+                                                  "tflite")]
+    assert list(suite["results"]) == keys
+    for name, path, kind in zip(names, models, ("static QOperator", "dynamic"), strict=True):
+        cpu = json.loads((out / f"{name}__onnx-cpu.json").read_text())
+        int8 = json.loads((out / f"{name}__onnx-int8-dynamic.json").read_text())
+        assert cpu["status"] == int8["status"] == "ok", (cpu["reason"], int8["reason"])
+        assert cpu["model"]["name"] == int8["model"]["name"] == name
+        assert int8["served_model"] == path.name  # the file given, not a re-quantised one
+        assert int8["model_size_bytes"] == path.stat().st_size
+        assert int8["route"] == f"given (already INT8, {kind}): served as given, not re-quantised"
+        assert int8["info"]["quantiser"] == "given"
+        torch = json.loads((out / f"{name}__torch-eager.json").read_text())
+        tflite = json.loads((out / f"{name}__tflite.json").read_text())
+        assert torch["status"] == tflite["status"] == "skipped"
+        assert "INT8 ONNX" in torch["reason"] and "already INT8" in tflite["reason"]
+        assert (out / "artifacts" / name).is_dir()
+    assert sorted(p.name for p in out.glob("*.json")) == sorted([*(k + ".json" for k in keys),
+                                                                 "suite.json"])
 
 
 def test_default_model_is_random_init_and_says_so(bench_run, tmp_path, monkeypatch):
@@ -114,10 +150,16 @@ def _bad_inputs(tmp: Path, shared: Path) -> dict[str, tuple[list, str]]:
     namesake = tmp / "elsewhere" / shared.name
     namesake.parent.mkdir()
     shutil.copyfile(shared, namesake)
+    shutil.copyfile(shared, namesake.with_name("b.onnx"))
+    tflite = tmp / "other.tflite"
+    tflite.write_bytes(b"TFL3")
     return {
         "two models, one name": (["--model", shared, "--model", namesake],
                                  "--model .*elsewhere/food11_quantized_aggressive.onnx and .* are "
                                  "both named 'food11_quantized_aggressive'"),
+        "tflite named like no model": (["--model", shared, "--model", namesake.with_name("b.onnx"),
+                                        "--tflite-model", tflite], "--tflite-model .*other.tflite "
+                                        "matches no model.*food11_quantized_aggressive.tflite"),
         "export-only of two models": (["--model", shared, "--model", namesake, "--export-only",
                                        tmp / "x.onnx"], "--export-only writes one model"),
         "missing model": (["--model", tmp / "nope.onnx"], "model file .*nope.onnx does not exist"),
@@ -142,6 +184,7 @@ def _bad_inputs(tmp: Path, shared: Path) -> dict[str, tuple[list, str]]:
 
 
 @pytest.mark.parametrize("case", ["two models, one name", "export-only of two models",
+                                  "tflite named like no model",
                                   "missing model", "corrupt onnx", "wrong input shape",
                                   "unknown variant", "missing data dir",
                                   "data dir without splits", "data dir is a file", "bad profile",

@@ -188,12 +188,12 @@ class TfliteVariant(Variant):
 def convert(ctx: "Context") -> tuple[Path, dict[str, object], bool]:
     """The engine's ONNX model as a float32 .tflite, made by convert_tflite.py in its own env
     (or the one an earlier prepare made from the same model); the bool: reused."""
-    if not ctx.tflite_converter_python:
-        raise VariantSkipped("no .tflite model given (--tflite-model) and no converter "
-                             "environment (--tflite-converter-python; `make bench` builds one)")
     if ctx.model_is_quantized:
         raise VariantSkipped("the given model is already INT8, which the converter (onnx2torch) "
                              "cannot read: give its float .tflite with --tflite-model")
+    if not ctx.tflite_converter_python:
+        raise VariantSkipped("no .tflite model given (--tflite-model) and no converter "
+                             "environment (--tflite-converter-python; `make bench` builds one)")
     out = ctx.workdir / "model.tflite"
     key = reuse.source_key("tflite", ctx.model_onnx, converter=reuse.sha256_of(CONVERTER_SCRIPT))
     made = reuse.reusable(out, key)
