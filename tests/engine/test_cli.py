@@ -155,11 +155,12 @@ def _bad_inputs(tmp: Path, shared: Path) -> dict[str, tuple[list, str]]:
     tflite.write_bytes(b"TFL3")
     return {
         "two models, one name": (["--model", shared, "--model", namesake],
-                                 "--model .*elsewhere/food11_quantized_aggressive.onnx and .* are "
-                                 "both named 'food11_quantized_aggressive'"),
+                                 ("--model .*elsewhere/food11_quantized_aggressive.onnx and .* "
+                                  "are both named 'food11_quantized_aggressive'")),
         "tflite named like no model": (["--model", shared, "--model", namesake.with_name("b.onnx"),
-                                        "--tflite-model", tflite], "--tflite-model .*other.tflite "
-                                        "matches no model.*food11_quantized_aggressive.tflite"),
+                                        "--tflite-model", tflite],
+                                       ("--tflite-model .*other.tflite matches no model"
+                                        ".*food11_quantized_aggressive.tflite")),
         "export-only of two models": (["--model", shared, "--model", namesake, "--export-only",
                                        tmp / "x.onnx"], "--export-only writes one model"),
         "missing model": (["--model", tmp / "nope.onnx"], "model file .*nope.onnx does not exist"),
