@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=list(PROFILES), default="full",
                    help="full: statistically sound (>= 1000 samples and >= 10 s per loop; "
                         "default); quick: ~2 s per loop, for a first look; smoke: tests only")
+    p.add_argument("--repeats", type=_positive_int, metavar="N",
+                   help="fresh processes per variant, run interleaved (ABC ABC ...); the record "
+                        "pools their samples and says whether their medians agree (default: the "
+                        "profile's: smoke 1, quick 2, full 3)")
     p.add_argument("--data", type=Path, metavar="DIR",
                    help=f"Food-11 tree DIR/{{training,validation,evaluation}}/class_XX/*.jpg "
                         f"(default: ${DATA_ENV}; with neither, a small synthetic tree, marked "
@@ -202,7 +206,7 @@ def run(argv: list[str] | None) -> int:
         cfg = SuiteConfig(variants=variants, profile=profile, out=out, host=args.host_label,
                           host_kind=args.host_kind, threads=args.threads,
                           quantizer_python=quantizer,
-                          tflite_converter_python=converter)
+                          tflite_converter_python=converter, repeats=args.repeats)
         run_suite(cfg, models, dataset, log=_say)
     return ExitCode.OK
 

@@ -93,6 +93,18 @@ def exit_status(body: Callable[[], object]) -> int:
     return ExitCode.OK if code is None else int(code)
 
 
+# The exception of the last SIGINT/SIGTERM, kept: Python swallows one raised while it runs an
+# at-fork hook (logging's, at every subprocess start) or a __del__ ("Exception ignored in"),
+# which made a SIGTERM landing while a child process starts go unnoticed and the suite run on.
+_signalled: list[type[KeyboardInterrupt]] = []
+
+
+def raise_if_signalled() -> None:
+    """Raise the interruption a signal asked for, if Python swallowed it on the way."""
+    if _signalled:
+        raise _signalled[-1]
+
+
 @contextlib.contextmanager
 def _sigterm_raises():
     """SIGTERM (``timeout`` in the benchmark role, a stopped job) unwinds like Ctrl-C: the
@@ -104,10 +116,25 @@ def _sigterm_raises():
         return
 
     def terminate(signum, frame):
+        _signalled.append(Terminated)
         raise Terminated
 
+    def interrupt(signum, frame):
+        _signalled.append(KeyboardInterrupt)
+        raise KeyboardInterrupt
+
+    def unraisable(info):
+        # One of ours, swallowed: raise_if_signalled raises it again, the user sees one line.
+        if not (_signalled and isinstance(info.exc_value, KeyboardInterrupt)):
+            previous_hook(info)
+
+    _signalled.clear()
     previous = signal.signal(signal.SIGTERM, terminate)
+    previous_int = signal.signal(signal.SIGINT, interrupt)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
+        sys.unraisablehook = previous_hook

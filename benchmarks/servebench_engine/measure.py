@@ -7,7 +7,10 @@ raw nanosecond samples are kept so any statistic can be recomputed from the reco
 from __future__ import annotations
 
 import math
+import resource
+import sys
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,6 +21,29 @@ from .profiles import LoopSpec
 from .variants.base import Served, Variant
 
 _clock = time.perf_counter_ns
+PROC_SELF = Path("/proc/self")
+
+
+def peak_rss_mb(proc: Path = PROC_SELF) -> float | None:
+    """This process's peak resident memory in MB (VmHWM; getrusage where /proc has none)."""
+    try:
+        for line in (proc / "status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1) if peak else None
+
+
+def reset_peak_rss(proc: Path = PROC_SELF) -> bool:
+    """Start the peak over from the current resident size (Linux >= 4.0: ``5`` to clear_refs),
+    so what serving needs is not hidden under what preparing needed. False: not possible here."""
+    try:
+        (proc / "clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 @dataclass

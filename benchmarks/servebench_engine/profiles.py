@@ -10,6 +10,11 @@ timers, frequency scaling, other tenants), and stops at whichever cap comes firs
   (11 variants, torch.compile and quantisation included) stays under 3 minutes on 2 cores.
   Good for spotting 2x differences, not 5 % ones (the records carry the noise flag and CI).
 * ``smoke``: a fraction of a second per variant, for tests and CI only; numbers meaningless.
+
+``repeats``: how many fresh processes measure each variant (``bench-run --repeats`` overrides).
+One process is one window: fresh processes on one machine differ by more than one loop's
+confidence interval (issue 12 measured the same p50 at 5.1 and 10.4 ms ten minutes apart), so
+``full`` runs three and says whether they agree (``repeats.replicable`` in the record).
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ class Profile:
     images_per_class: int
     # Images per class in each split of the synthetic tree made when no data set is given.
     synthetic_per_class: int
+    # Fresh processes per (model, variant), run interleaved: ABC ABC ABC.
+    repeats: int = 1
 
 
 PROFILES: dict[str, Profile] = {
@@ -56,6 +63,7 @@ PROFILES: dict[str, Profile] = {
         batch_size=32,
         images_per_class=16,
         synthetic_per_class=8,
+        repeats=2,
     ),
     "full": Profile(
         name="full",
@@ -68,6 +76,7 @@ PROFILES: dict[str, Profile] = {
         # next to the runtimes; accuracy then has a standard error of about 1.2 points.
         images_per_class=100,
         synthetic_per_class=8,
+        repeats=3,
     ),
     "smoke": Profile(
         name="smoke",
@@ -78,5 +87,6 @@ PROFILES: dict[str, Profile] = {
         batch_size=32,
         images_per_class=2,
         synthetic_per_class=2,
+        repeats=1,
     ),
 }

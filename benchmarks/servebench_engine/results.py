@@ -1,4 +1,4 @@
-"""Result records (docs/RESULTS.md, schema_version 1) and their atomic writing.
+"""Result records (docs/RESULTS.md, schema_version 2) and their atomic writing.
 
 A reader never sees half a file: each record goes to a temporary file in the same folder
 (``.<name>.<random>.tmp``, which no reader matches as ``<variant>.json``), is flushed and
@@ -13,8 +13,8 @@ import datetime as dt
 import json
 import math
 import os
+import secrets
 import shutil
-import tempfile
 import traceback
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,13 @@ def now_iso() -> str:
 
 def write_json_atomic(path: Path, obj: Any) -> Path:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The name first, then the file: SIGTERM/Ctrl-C raise at any bytecode, and one landing
+    # inside mkstemp (after it made the file, before it returned the name) left the file behind.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            # mkstemp makes 0600; results are for everyone who reads the run folder.
+            # Whatever the umask: results are for everyone who reads the run folder.
             os.fchmod(f.fileno(), 0o644)
             json.dump(obj, f, indent=1, allow_nan=False)
             f.write("\n")
@@ -124,7 +127,8 @@ def base_record(variant: str, *, run: dict) -> dict:
         "data": run["data"],
         "accuracy": None,
         "latency_ms": None,
-        "single_fps": None,
+        "single_fps_from_p50": None,
+        "single_fps_trials": None,
         "batch_size": run["batch_size"],
         "batch_latency_ms": None,
         "batch_throughput": None,
@@ -133,7 +137,9 @@ def base_record(variant: str, *, run: dict) -> dict:
         "route": None,
         "info": {},
         "environment": run["environment"],
-        "samples": {"latency_ns": [], "batch_ns": []},
+        "samples": {"latency_ns": [], "batch_ns": [],
+                    "repeat_counts": {"latency": [], "batch": []}},
+        "repeats": None,
         "started_at": now_iso(),
         "finished_at": None,
     }

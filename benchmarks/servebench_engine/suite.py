@@ -1,27 +1,34 @@
-"""Run the selected variants one after another and write one record each, plus suite.json.
+"""Run the selected variants of every model and write one record each, plus suite.json.
 
 Per variant: prepare (make artifacts, untimed) -> load + first inference (cold start) ->
-accuracy on the evaluation split -> single-sample latency -> batch throughput. A variant that
-raises gets an error record and the next one runs; only KeyboardInterrupt (or SIGTERM) stops the
-suite (suite.json then says ``interrupted``), and an OSError writing a record (``failed``).
+accuracy on the evaluation split -> single-sample latency -> batch throughput. Each repeat of
+each (model, variant) runs in a fresh process (worker.py), interleaved: for every repeat, every
+model, every variant (ABC ABC ABC), so a slow minute of the machine hits all variants alike
+instead of one. Accuracy is measured in the first repeat only; repeats.merge pools the rest.
+
+A variant that raises, or whose process dies (a segfault, the OOM killer, a signal), gets an
+error record and the next one runs; only KeyboardInterrupt (or SIGTERM) stops the suite (the
+running child is stopped too; suite.json then says ``interrupted``; the records written so far,
+each with the repeats finished, stay), and an OSError writing a record (``failed``).
 """
 
 from __future__ import annotations
 
 import gc
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import environment, measure, results
+from . import environment, errors, measure, repeats, results, worker
 from .context import Context
 from .data import Dataset
 from .model import PreparedModel
-from .models import context_for
+from .models import artifacts_dir
 from .profiles import Profile
 from .stats import summarize_ns
-from .variants import load_class
+from .variants import REGISTRY, load_class
 from .variants.base import VariantSkipped
 
 SUITE_FILE = "suite.json"
@@ -37,8 +44,8 @@ class SuiteConfig:
     host_kind: str
     threads: int | None = None
     quantizer_python: str | None = None
-    tflite_model: Path | None = None
     tflite_converter_python: str | None = None
+    repeats: int | None = None        # fresh processes per variant; None: the profile's
 
 
 def model_size(path: Path | None) -> int | None:
@@ -69,7 +76,7 @@ def _fmt(record: dict) -> str:
 
 
 def measure_variant(variant_id: str, ctx: Context, record: dict,
-                    say: Callable[[str], None]) -> None:
+                    say: Callable[[str], None], *, with_accuracy: bool = True) -> None:
     """Fill ``record`` with the measurements of one variant (raises on any failure)."""
     variant = load_class(variant_id)()
     profile: Profile = ctx.profile
@@ -77,9 +84,13 @@ def measure_variant(variant_id: str, ctx: Context, record: dict,
     t0 = time.perf_counter()
     variant.prepare(ctx)
     prepare_s = time.perf_counter() - t0
+    # Preparation (a quantiser's calibration) is not serving: its peak is kept apart.
+    rss = {"prepare": measure.peak_rss_mb()}
+    reset = measure.reset_peak_rss()
 
     say("loading (cold start)...")
     served, load_ms, first_ms = measure.cold_start(variant, ctx)
+    rss["load"] = measure.peak_rss_mb()
     info = dict(served.info)
     record["route"] = info.pop("route", None)
     record["providers"] = {"requested": list(served.providers_requested),
@@ -90,7 +101,9 @@ def measure_variant(variant_id: str, ctx: Context, record: dict,
 
     evaluation = ctx.splits["evaluation"]
     unscorable = info.pop("accuracy_unavailable", None)
-    if unscorable:
+    if not with_accuracy:
+        pass  # a later repeat: the first one measured it (repeats.merge keeps that)
+    elif unscorable:
         # A model with another label set (an ImageNet .tflite) still has a latency worth
         # measuring, but no accuracy against these labels: null, with the reason beside it.
         say(f"accuracy not measured: {unscorable}")
@@ -107,31 +120,40 @@ def measure_variant(variant_id: str, ctx: Context, record: dict,
     infer = served.infer
     single = measure.timed_loop(lambda: infer(x1), profile.single)
     record["latency_ms"] = summarize_ns(single.samples_ns, single.duration_s)
-    record["single_fps"] = 1000.0 / record["latency_ms"]["p50"]
+    record.update(repeats.fps_fields(record["latency_ms"]))
 
     say(f"measuring batch {profile.batch_size}...")
     call, batch_mode = measure.batch_call(served, ctx, profile.batch_size)
     batch = measure.timed_loop(call, profile.batch)
     record["batch_latency_ms"] = summarize_ns(batch.samples_ns, batch.duration_s)
     record["batch_throughput"] = profile.batch_size * 1000.0 / record["batch_latency_ms"]["mean"]
+    rss["steady"] = measure.peak_rss_mb()
 
     record["samples"] = {"latency_ns": single.samples_ns, "batch_ns": batch.samples_ns}
     record["info"] = {
         **info,
         "description": variant.description,
         "prepare_s": round(prepare_s, 3),
+        # True: an earlier repeat's artifacts were served again (variants/reuse.py).
+        "prepare_reused": bool(getattr(variant, "reused", False)),
         "cold_start": {"load_ms": load_ms, "first_infer_ms": first_ms},
         "batch_mode": batch_mode,
         "minimums_met": {"latency": single.minimums_met, "batch": batch.minimums_met},
+        # Without a reset of the peak (no /proc/self/clear_refs) load and steady include
+        # the preparation's peak: the record says which.
+        "peak_rss_mb": {**rss, "prepare_excluded": reset},
     }
     record.update(status="ok", finished_at=results.now_iso())
 
 
-def run_variant(variant_id: str, ctx: Context, run: dict, say: Callable[[str], None]) -> dict:
+def run_variant(variant_id: str, ctx: Context, run: dict, say: Callable[[str], None], *,
+                with_accuracy: bool = True) -> dict:
+    """One variant in this process: its record, whatever happens to it."""
     record = results.base_record(variant_id, run=run)
     health = environment.board_health()  # a Pi's throttling/temperature; None elsewhere
+    before = environment.stability(health)
     try:
-        measure_variant(variant_id, ctx, record, say)
+        measure_variant(variant_id, ctx, record, say, with_accuracy=with_accuracy)
     except VariantSkipped as e:
         results.finish_skipped(record, results.one_line(e))
         say(f"skipped: {record['reason']}")
@@ -143,17 +165,66 @@ def run_variant(variant_id: str, ctx: Context, run: dict, say: Callable[[str], N
     finally:
         # Free the last session (its threads, GPU memory) before the next variant loads.
         gc.collect()
+        info = record.setdefault("info", {})
+        after_health = environment.board_health() if health is not None else None
         if health is not None:
-            info = record.setdefault("info", {})
-            info["board_health"] = {"before": health, "after": environment.board_health()}
+            info["board_health"] = {"before": health, "after": after_health}
+        info["stability"] = environment.stability_change(before,
+                                                         environment.stability(after_health))
     return record
 
 
-def run_suite(cfg: SuiteConfig, models: list[PreparedModel], dataset: Dataset,
+def _job(cfg: SuiteConfig, model: PreparedModel, vid: str, run: dict, shared: dict,
+         folder: Path, repeat: int) -> dict:
+    """What a child needs to rebuild the variant's Context and measure one repeat."""
+    workdir = artifacts_dir(cfg.out / ARTIFACTS, model)
+    workdir.mkdir(parents=True, exist_ok=True)
+    return {
+        "variant": vid,
+        "target": REGISTRY[vid],
+        "accuracy": repeat == 1,
+        "run": {**run, "model": model.describe()},
+        "result": str(folder / "result.json"),
+        "splits": shared["splits"],
+        "context": {
+            "workdir": str(workdir.resolve()),
+            "profile": worker.profile_job(cfg.profile),
+            "model_onnx": str(model.onnx_path.resolve()),
+            "model_is_quantized": model.is_quantized,
+            "num_classes": model.num_classes,
+            "torch": shared["torch"][model.name],
+            "quantizer_python": cfg.quantizer_python,
+            "tflite_model": str(model.tflite_model.resolve()) if model.tflite_model else None,
+            "tflite_converter_python": cfg.tflite_converter_python,
+            "threads": cfg.threads,
+        },
+    }
+
+
+def _measure_in_child(job: dict, folder: Path, say: Callable[[str], None]) -> dict:
+    try:
+        return worker.run_child(job, folder / "job.json", say)
+    except worker.WorkerDied as e:
+        record = results.finish_error(results.base_record(job["variant"], run=job["run"]), e)
+        record["info"].pop("traceback", None)  # the parent's frames say nothing about it
+        say(f"error: {record['error_type']}: {record['reason']}")
+        return record
+
+
+def _entry(record: dict, key: str) -> dict:
+    done = record.get("repeats") or {}
+    return {"status": record["status"], "reason": record["reason"],
+            "p50_ms": record["latency_ms"]["p50"] if record["latency_ms"] else None,
+            "repeats": done.get("count"), "replicable": done.get("replicable"),
+            "file": f"{key}.json"}
+
+
+def run_suite(cfg: SuiteConfig, models: list[PreparedModel] | PreparedModel, dataset: Dataset,
               log: Callable[[str], None] = print) -> dict:
     """Benchmark every selected variant of every model into ``cfg.out``; returns the summary."""
-    artifacts = cfg.out / ARTIFACTS
-    artifacts.mkdir(parents=True, exist_ok=True)
+    models = [models] if isinstance(models, PreparedModel) else list(models)
+    count = cfg.repeats or cfg.profile.repeats
+    (cfg.out / ARTIFACTS).mkdir(parents=True, exist_ok=True)
     log("recording the environment...")
     run = {
         "host": cfg.host,
@@ -176,30 +247,41 @@ def run_suite(cfg: SuiteConfig, models: list[PreparedModel], dataset: Dataset,
         "models": [m.name for m in models],
         "data": run["data"],
         "variants": list(cfg.variants),
+        "repeats": count,
         "results": {key: None for _, _, key in jobs},
         "started_at": results.now_iso(),
         "finished_at": None,
     }
     suite_path = cfg.out / SUITE_FILE
     results.write_record(suite_path, summary)
-    total = len(jobs)
+    parts: dict[str, list[dict]] = {key: [] for _, _, key in jobs}
     try:
-        for i, (model, vid, key) in enumerate(jobs, 1):
-            prefix = f"[{i}/{total}] {key}: "
+        with tempfile.TemporaryDirectory(prefix="servebench-jobs-") as tmp:
+            folder = Path(tmp)
+            shared = {"splits": worker.share_splits(dataset.splits, folder),
+                      "torch": {m.name: worker.torch_source(m, folder) for m in models}}
+            for r in range(1, count + 1):
+                for i, (model, vid, key) in enumerate(jobs, 1):
+                    errors.raise_if_signalled()
+                    done = parts[key]
+                    if done and done[-1]["status"] != "ok":
+                        continue  # an error or skip is final: no further repeats of it
+                    where = f"r{r}/{count} {i}/{len(jobs)}" if count > 1 else f"{i}/{len(jobs)}"
 
-            def say(msg: str, prefix: str = prefix) -> None:
-                log(prefix + msg)
+                    def say(msg: str, prefix: str = f"[{where}] {key}: ") -> None:
+                        log(prefix + msg)
 
-            ctx = context_for(model, dataset, cfg, artifacts, log=say)
-            record = run_variant(vid, ctx, {**run, "model": model.describe()}, say)
-            results.write_record(cfg.out / f"{key}.json", record)
-            summary["results"][key] = {
-                "status": record["status"],
-                "reason": record["reason"],
-                "p50_ms": record["latency_ms"]["p50"] if record["latency_ms"] else None,
-                "file": f"{key}.json",
-            }
-            results.write_record(suite_path, summary)
+                    job = _job(cfg, model, vid, run, shared, folder, r)
+                    done.append(_measure_in_child(job, folder, say))
+                    record = repeats.merge(done, count)
+                    if r == count > 1 and record["status"] == "ok":
+                        rep = record["repeats"]
+                        say(f"{count} repeats: pooled {_fmt(record)}; p50 spread "
+                            f"{rep['spread']:.3f} ({'' if rep['replicable'] else 'NOT '}"
+                            "replicable)")
+                    results.write_record(cfg.out / f"{key}.json", record)
+                    summary["results"][key] = _entry(record, key)
+                    results.write_record(suite_path, summary)
     except KeyboardInterrupt:
         # SIGTERM arrives here too (errors.Terminated): the finished records stay valid.
         summary.update(status="interrupted", finished_at=results.now_iso())

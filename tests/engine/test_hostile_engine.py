@@ -112,3 +112,25 @@ def test_export_only_into_a_read_only_folder_is_one_line(tmp_path):
         assert proc.returncode == 2, (stdout, stderr)
         assert str(ro) in one_line_error(stderr) and "not writable" in stderr
         assert list(ro.iterdir()) == []
+
+
+def test_a_sigterm_python_swallows_is_raised_again_without_a_second_line(capsys):
+    """A signal landing while Python runs an at-fork hook or a __del__ has its exception
+    swallowed ("Exception ignored in"): the engine then ran the whole suite after a SIGTERM.
+    raise_if_signalled (called before and after each child starts) raises it again."""
+    from servebench_engine import errors
+
+    class Finalised:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            sum(range(1000))  # the handler runs here, inside __del__: swallowed
+
+    def body():
+        Finalised()  # gone at once: its __del__ runs
+        errors.raise_if_signalled()
+        raise AssertionError("the swallowed SIGTERM was not raised again")
+
+    assert errors.exit_status(body) == errors.ExitCode.TERMINATED
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["error: terminated (SIGTERM); the records finished before "
+                                        "are kept"], err

@@ -113,3 +113,20 @@ def test_model_size_counts_what_serves(tmp_path):
     assert model_size(tmp_path / "m.xml") == 103  # OpenVINO IR: the graph and its weights
     assert model_size(tmp_path / "saved") == 12
     assert model_size(None) is None and model_size(tmp_path / "gone.onnx") is None
+
+
+def test_peak_rss_reads_vmhwm_and_resets_it(tmp_path):
+    from servebench_engine.measure import peak_rss_mb, reset_peak_rss
+
+    (tmp_path / "status").write_text("Name:\tpython\nVmHWM:\t  204800 kB\nVmRSS:\t 1024 kB\n")
+    assert peak_rss_mb(tmp_path) == 200.0
+    assert reset_peak_rss(tmp_path) and (tmp_path / "clear_refs").read_text() == "5"
+    assert reset_peak_rss(tmp_path / "missing") is False
+    # This process, for real: the peak is at least what it holds now, and a reset brings it down
+    # to about that (Linux >= 4.0).
+    big = bytearray(64 << 20)
+    big[::4096] = b"x" * len(big[::4096])
+    before = peak_rss_mb()
+    del big
+    if reset_peak_rss():
+        assert peak_rss_mb() < before - 32

@@ -1,0 +1,218 @@
+"""One (model, variant, repeat) in a fresh process: ``python -m servebench_engine.worker JOB``.
+
+Why a process per repeat: one process is one window. What a process inherits from the ones
+before it (allocator state, thread pools, a warmed-up cache, a frequency the last variant left
+behind) makes fresh processes on one machine differ by more than one timed loop's confidence
+interval, so each repeat of each variant starts from nothing, as a user's server would.
+
+The parent (:func:`run_child`) writes a small JSON job and reads the child's progress lines on
+its stdout; the child rebuilds the variant's Context from the job (the image splits are shared
+as .npy files, memory-mapped copy-on-write, so a child loads them in no time), measures, and
+writes its record to ``job["result"]`` atomically. Exit 0: a record was written (the variant
+may still be an error or skipped: the record says so); 130: interrupted (Ctrl-C or a
+KeyboardInterrupt inside the variant), which stops the suite. Anything else (a segfault, the
+OOM killer, a signal) is the variant's error record, naming the signal or the exit status.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import errors, results
+from .context import Context, Split
+from .profiles import LoopSpec, Profile
+
+INTERRUPTED = 130
+# A child that does not leave within this many seconds of SIGTERM is killed.
+STOP_GRACE_S = 5.0
+
+
+class WorkerDied(RuntimeError):
+    """The child measuring a variant ended without writing its record."""
+
+
+# ---------------------------------------------------------------- parent side
+
+def share_splits(splits: dict[str, Split], folder: Path) -> dict:
+    """Write each split once as .npy files the children map; returns the job's ``splits``."""
+    shared = {}
+    for name, split in splits.items():
+        images, labels = folder / f"{name}.images.npy", folder / f"{name}.labels.npy"
+        np.save(images, split.images, allow_pickle=False)
+        np.save(labels, split.labels, allow_pickle=False)
+        shared[name] = {"images": str(images), "labels": str(labels),
+                        "paths": [str(p) for p in split.paths]}
+    return shared
+
+
+def torch_source(model, folder: Path) -> dict | None:
+    """How a child gets the model's torch form: the .pt2 program beside the ONNX, the .pth
+    given, or the in-memory random-init network saved (whole, pickled) for the children."""
+    if model.torch_model is None:
+        return None
+    program = getattr(model.torch_model, "path", None)
+    if program is not None:
+        return {"program": str(Path(program).resolve())}
+    if model.format == "pth":
+        return {"pth": str(Path(model.source).resolve())}
+    import torch  # the model was built with torch: it is here
+
+    saved = folder / f"{model.name}.torch.pth"
+    torch.save(model.torch_model(), str(saved))
+    return {"pth": str(saved)}
+
+
+def _child_env() -> dict[str, str]:
+    """The child imports exactly what the parent imports (the engine from a copied folder,
+    variants registered by tests); the helper environments the variants start drop
+    PYTHONPATH again (variants.helper_process)."""
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1"}
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGKILL if the parent dies (``timeout -s KILL``, the OOM killer)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the variant's process was killed by {name}"
+    return f"the variant's process exited with status {code} without writing its record"
+
+
+def run_child(job: dict, job_path: Path, say: Callable[[str], None]) -> dict:
+    """Run one job in a fresh process, relaying its progress lines; returns its record.
+
+    KeyboardInterrupt (Ctrl-C, SIGTERM in the parent) stops the child before it propagates; a
+    child that dies without a record raises :class:`WorkerDied`."""
+    results.write_json_atomic(job_path, job)
+    result = Path(job["result"])
+    result.unlink(missing_ok=True)
+    proc = subprocess.Popen([sys.executable, "-m", "servebench_engine.worker", str(job_path)],
+                            stdout=subprocess.PIPE, text=True, env=_child_env(),
+                            preexec_fn=_die_with_parent if os.name == "posix" else None)
+    try:
+        errors.raise_if_signalled()
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            say(line.rstrip("\n"))
+        code = proc.wait()
+    except BaseException:
+        _stop(proc)
+        raise
+    if code == INTERRUPTED:
+        raise KeyboardInterrupt
+    if code != 0 or not result.is_file():
+        raise WorkerDied(describe_exit(code))
+    return json.loads(result.read_text())
+
+
+# ---------------------------------------------------------------- child side
+
+def _profile(d: dict) -> Profile:
+    return Profile(**{**d, "single": LoopSpec(**d["single"]), "batch": LoopSpec(**d["batch"])})
+
+
+def profile_job(profile: Profile) -> dict:
+    return dataclasses.asdict(profile)
+
+
+def _splits(shared: dict) -> dict[str, Split]:
+    splits = {}
+    for name, s in shared.items():
+        # Copy-on-write: pages shared with the page cache until a variant writes (none does).
+        images = np.asarray(np.load(s["images"], mmap_mode="c", allow_pickle=False))
+        splits[name] = Split(images=images, labels=np.load(s["labels"], allow_pickle=False),
+                             paths=tuple(Path(p) for p in s["paths"]))
+    return splits
+
+
+def _torch_model(source: dict | None):
+    if source is None:
+        return None
+    if "program" in source:
+        from .model import ExportedProgram
+
+        return ExportedProgram(Path(source["program"]))
+    from .model import load_pth
+
+    path = Path(source["pth"])
+    return lambda: load_pth(path)
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def context(job: dict, say: Callable[[str], None]) -> Context:
+    c = job["context"]
+    return Context(
+        workdir=Path(c["workdir"]),
+        profile=_profile(c["profile"]),
+        model_onnx=Path(c["model_onnx"]),
+        model_is_quantized=c["model_is_quantized"],
+        num_classes=c["num_classes"],
+        splits=_splits(job["splits"]),
+        torch_model=_torch_model(c["torch"]),
+        quantizer_python=c["quantizer_python"],
+        tflite_model=_optional_path(c["tflite_model"]),
+        tflite_converter_python=c["tflite_converter_python"],
+        threads=c["threads"],
+        log=say,
+    )
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import suite, variants
+
+    args = sys.argv[1:] if argv is None else argv
+    job = json.loads(Path(args[0]).read_text())
+    try:
+        # The parent's registry (a test may have registered a variant of its own).
+        variants.REGISTRY[job["variant"]] = job["target"]
+        ctx = context(job, _say)
+        record = suite.run_variant(job["variant"], ctx, job["run"], _say,
+                                   with_accuracy=job["accuracy"])
+        results.write_record(Path(job["result"]), record)
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except OSError as e:  # the job folder is full: the parent records the error
+        _say(f"cannot write the record: {e.filename}: {e.strerror or e}")
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
