@@ -44,14 +44,19 @@ class WorkerDied(RuntimeError):
 # ---------------------------------------------------------------- parent side
 
 def share_splits(splits: dict[str, Split], folder: Path) -> dict:
-    """Write each split once as .npy files the children map; returns the job's ``splits``."""
+    """Write each split once as .npy files the children map; returns the job's ``splits``.
+
+    The parent measures nothing, so its own copy of the images (1.3 GB in the full profile, on a
+    Pi with 4 GB) is swapped in place for a read-only map of the file written: one copy in
+    memory, not two."""
     shared = {}
-    for name, split in splits.items():
+    for name, split in list(splits.items()):
         images, labels = folder / f"{name}.images.npy", folder / f"{name}.labels.npy"
         np.save(images, split.images, allow_pickle=False)
         np.save(labels, split.labels, allow_pickle=False)
         shared[name] = {"images": str(images), "labels": str(labels),
                         "paths": [str(p) for p in split.paths]}
+        splits[name] = dataclasses.replace(split, images=np.load(images, mmap_mode="r"))
     return shared
 
 

@@ -124,3 +124,19 @@ def test_a_process_killed_by_a_signal_is_an_error_record_and_the_rest_run(
     assert "[r2/2 1/2] oom" not in r.out                      # a failed variant is not repeated
     assert json.loads((out / "onnx-cpu.json").read_text())["repeats"]["count"] == 2
     assert json.loads((out / "suite.json").read_text())["status"] == "complete"
+
+
+def test_splits_are_shared_as_files_and_the_parent_keeps_no_second_copy(tmp_path):
+    import numpy as np
+
+    from servebench_engine import worker
+    from servebench_engine.context import Split
+
+    images = np.random.default_rng(0).random((4, 3, 8, 8), dtype=np.float32)
+    splits = {"evaluation": Split(images=images.copy(), labels=np.arange(4),
+                                  paths=(tmp_path / "a.jpg",))}
+    shared = worker.share_splits(splits, tmp_path)
+    assert isinstance(splits["evaluation"].images, np.memmap)      # the parent's copy is gone
+    child = worker._splits(shared)["evaluation"]
+    assert np.array_equal(child.images, images) and child.images.flags.writeable
+    assert child.paths == (tmp_path / "a.jpg",) and list(child.labels) == [0, 1, 2, 3]
