@@ -54,7 +54,7 @@ def test_no_vcgencmd_no_health(monkeypatch, tmp_path):
 
 
 def test_each_variant_records_health_before_and_after(pi_tools, monkeypatch):
-    def skipped(*args):
+    def skipped(*args, **kwargs):
         raise suite.VariantSkipped("measured elsewhere")
 
     monkeypatch.setattr(suite, "measure_variant", skipped)
