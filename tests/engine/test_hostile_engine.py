@@ -72,6 +72,21 @@ def test_sigterm_mid_run_keeps_records_marks_interrupted_and_cleans_up(tmp_path)
     assert json.loads((out / "onnx-cpu.json").read_text())["status"] == "ok"
     assert list(scratch.glob("servebench-*")) == [], "temporary servebench-* folders left behind"
     assert not list(out.rglob("*.tmp")) and not list(out.rglob("*.partial"))
+    assert workers_of(scratch) == [], "a variant's child process outlived the engine"
+
+
+def workers_of(scratch: Path) -> list[int]:
+    """The engine's child processes still alive whose job lies under ``scratch``."""
+    alive = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"servebench_engine.worker" in cmdline and any(str(scratch).encode() in a
+                                                          for a in cmdline):
+            alive.append(int(proc.name))
+    return alive
 
 
 def test_full_disk_is_one_line_naming_the_path_and_no_truncated_file(tmp_path):
