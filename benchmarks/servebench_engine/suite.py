@@ -15,6 +15,7 @@ each with the repeats finished, stay), and an OSError writing a record (``failed
 from __future__ import annotations
 
 import gc
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -183,6 +184,7 @@ def _job(cfg: SuiteConfig, model: PreparedModel, vid: str, run: dict, shared: di
         "variant": vid,
         "target": REGISTRY[vid],
         "accuracy": repeat == 1,
+        "parent": os.getpid(),
         "run": {**run, "model": model.describe()},
         "result": str(folder / "result.json"),
         "splits": shared["splits"],

@@ -85,12 +85,16 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1"}
 
 
-def _die_with_parent() -> None:
-    """Linux: the child gets SIGKILL if the parent dies (``timeout -s KILL``, the OOM killer)."""
+def _die_with_parent(parent: int) -> bool:
+    """Linux: this child gets SIGKILL when its parent dies (``timeout -s KILL``, the OOM
+    killer). Set by the child itself, not in a preexec_fn: that one runs between fork and exec
+    in a parent with threads (torch's), and makes Python run its at-fork hooks, where a signal's
+    exception is swallowed. False: the parent is already gone."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    return os.getppid() == parent
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -122,8 +126,7 @@ def run_child(job: dict, job_path: Path, say: Callable[[str], None]) -> dict:
     result = Path(job["result"])
     result.unlink(missing_ok=True)
     proc = subprocess.Popen([sys.executable, "-m", "servebench_engine.worker", str(job_path)],
-                            stdout=subprocess.PIPE, text=True, env=_child_env(),
-                            preexec_fn=_die_with_parent if os.name == "posix" else None)
+                            stdout=subprocess.PIPE, text=True, env=_child_env())
     try:
         errors.raise_if_signalled()
         assert proc.stdout is not None
@@ -204,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     job = json.loads(Path(args[0]).read_text())
+    if not _die_with_parent(job["parent"]):
+        return INTERRUPTED
     try:
         # The parent's registry (a test may have registered a variant of its own).
         variants.REGISTRY[job["variant"]] = job["target"]
