@@ -12,7 +12,8 @@ stage that failed). It writes, valid against the one schema (servebench.schema):
 The plan on stdin::
 
     {"run_id": str, "profile": str, "variants": [str], "model": str, "tflite_model": str,
-     "started_at": str, "repo": str,
+     "started_at": str, "repo": str, "models": [str] (optional: every model, in order),
+     "repeats": int or null (optional: null, the profile's),
      "hosts": [{"host": str, "kind": str, "failure": {"stage": str, "reason": str} or {}}]}
 """
 
@@ -147,6 +148,8 @@ def collect(run_dir: Path, plan: dict) -> dict:
         "profile": plan["profile"],
         "variants": list(plan["variants"]) or None,
         "model": plan["model"] or "random-init",
+        "models": list(plan.get("models") or []) or [plan["model"] or "random-init"],
+        "repeats": plan.get("repeats"),
         "tflite_model": plan["tflite_model"] or None,
         "hosts": statuses,
         # A second collect of the same run keeps when the run began.

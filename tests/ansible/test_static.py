@@ -40,9 +40,9 @@ def test_the_benchmark_tag_alone_still_prepares_the_nodes_models():
                 timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     plays = {block.split(":", 1)[1].split("\t")[0].strip(): block for block in done.stdout.split("play #")[1:]}
-    prepare = plays["Prepare | export and convert the model once for the nodes"]
-    assert "Prepare | export the model to ONNX" in prepare
-    assert "Prepare | convert to a float32 .tflite" in prepare
+    prepare = plays["Prepare | export and convert the models once for the nodes"]
+    assert "Prepare | export each model to ONNX" in prepare
+    assert "Prepare | convert each float model to a float32 .tflite" in prepare
     assert "Benchmark | ship, run, show progress" in plays["Benchmark | run the suite on every target"]
     assert "tasks:\n\n" in plays["Setup | configure the benchmark targets"] + "\n"  # none listed
 

@@ -69,10 +69,14 @@ def test_merge_of_two_engine_runs_a_failed_host_and_a_second_collect(tmp_path):
         "host": "n2", "kind": "gpu_server", "status": "failed", "stage": "setup",
         "reason": "setup: apt: timed out"}
     assert first["variants"] is None and first["model"] == "random-init"
+    assert first["models"] == ["random-init"] and first["repeats"] is None
     assert (tmp_path / "results" / "latest").readlink().name == "r"
     again = collect(run, {**PLAN, "started_at": "2026-11-23T23:00:00Z", "repo": str(tmp_path),
                           "hosts": hosts})
     assert again["started_at"] == "2026-11-23T19:15:00Z"
+    several = collect(run, {**PLAN, "model": "/m/a.onnx", "models": ["/m/a.onnx", "/m/b.onnx"],
+                            "repeats": 3, "repo": str(tmp_path), "hosts": hosts})
+    assert (several["models"], several["repeats"]) == (["/m/a.onnx", "/m/b.onnx"], 3)
 
 
 def test_a_run_with_no_results_leaves_latest_alone(tmp_path):
