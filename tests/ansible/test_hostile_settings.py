@@ -51,3 +51,16 @@ def test_a_misspelled_setting_of_one_inventory_host_is_named_too(world):
     done = bench("-i", str(inventory), "-e", f"results_dir={world / 'results'}", cwd=world)
     _refused(done, "unknown setting benchmark_remote_dri (did you mean benchmark_remote_dir?)")
     assert snapshot(world) == before
+
+
+def test_an_unknown_variant_in_one_hosts_runs_stops_the_run_at_its_start(world):
+    inventory = world / "chi_test.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"edge_devices": {"hosts": {"node1": {
+        "ansible_host": "127.0.0.9",
+        "benchmark_runs": [{"runtime": "arm", "variants": ["cpu"], "without": ["onnx-cpx"]}]}}}}}}))
+    before = snapshot(world)
+    done = bench("-i", str(inventory), "-e", f"results_dir={world / 'results'}", cwd=world)
+    assert done.returncode != 0, done.stdout[-2000:]
+    assert "benchmark_runs of node1: unknown variant id(s) onnx-cpx" in done.stdout, done.stdout[-3000:]
+    assert "Setup |" not in done.stdout
+    assert snapshot(world) == before
