@@ -40,16 +40,17 @@ from .conftest import (
     write_inventory,
 )
 
-# Whole testbed nodes built from scratch take longer than CI's budget allows on 2 cores (see the
-# README's Tests section for the measured times): opt in with SERVEBENCH_REAL_NODES=1.
+# CI runs this (20 min on 2 cores shared with other work; README, Tests, gives CI's time); it skips
+# without root or where Docker cannot be installed, and SERVEBENCH_REAL_NODES=0 leaves it out.
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    os.environ.get("SERVEBENCH_REAL_NODES") != "1",
-    reason="builds Docker, the cpu/openvino/gpu images cold and runs every server variant in them: 11-18 min on 2 cores, over CI's budget; opt in with SERVEBENCH_REAL_NODES=1")]
+    os.environ.get("SERVEBENCH_REAL_NODES") == "0",
+    reason="SERVEBENCH_REAL_NODES=0: the whole server node (Docker, three images built cold) left out")]
 
 BASE_IMAGE = "python:3.11-slim-bookworm"  # roles/onnx_runtime/defaults/main.yml
 WHEELS = Path("/opt/wheels")              # this machine's torch-2.13.0+cpu wheel
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-CPU_VARIANTS = ["torch-eager", "torch-compile", "onnx-cpu", "onnx-optimized", "onnx-int8-dynamic",
+CPU_VARIANTS = ["torch-eager", "torch-compile", "onnx-cpu", "onnx-unoptimized", "onnx-optimized",
+                "onnx-int8-dynamic",
                 "onnx-int8-static-aggressive", "onnx-int8-static-conservative", "tflite"]
 GPU_VARIANTS = ["onnx-cuda", "onnx-tensorrt"]
 
@@ -154,7 +155,6 @@ def _node_inventory(tmp_path: Path, sshd, ssh_key: Path, node: NodeDocker, tag: 
         "benchmark_gpu_docker_args": [],
         # Images of this session only.
         "onnx_runtime_image_tag": tag,
-        "benchmark_image_tag": tag,
         "onnx_runtime_build_dir": str(tmp_path / "images"),
         # pip inside the builds: this machine's CA bundle and its torch CPU wheel.
         "onnx_runtime_build_network": "host",
@@ -167,6 +167,12 @@ def _node_inventory(tmp_path: Path, sshd, ssh_key: Path, node: NodeDocker, tag: 
     for key in ("onnx_runtime_flavours", "benchmark_runs"):
         del hostvars[key]
     return write_inventory(tmp_path / "chi_docker.yml", {"gpu_servers": {"gpu1": hostvars}})
+
+
+def _failures(run) -> list[str]:
+    """Each failed task's host, name and message: what a 12-minute run's assertion should show."""
+    return [f"{e.get('host')}: {e.get('task')}: {str(e['res'].get('msg') or e['res'].get('stderr'))[-600:]}"
+            for e in run.task_results() if e["event"].endswith("failed")]
 
 
 # Cold builds of three images (about 3 GB of wheels) then eleven variants: far past the suite's
@@ -184,7 +190,7 @@ def test_gpu_server_over_ssh_builds_images_and_runs_every_variant_inside(
     started = time.monotonic()
     run = bench(tmp_path, [LOCAL_INVENTORY, inventory], extravars={"profile": "smoke"})
     print(f"bench.yml with cold builds: {time.monotonic() - started:.0f} s")
-    assert run.ok, (run.rc, run.status, run.artifact_dir)
+    assert run.ok, (run.rc, run.status, run.artifact_dir, _failures(run))
     run_dir = run.run_dir
 
     # Setup started dockerd itself, then restarted it for the merged daemon.json.
@@ -227,12 +233,12 @@ def test_gpu_server_over_ssh_builds_images_and_runs_every_variant_inside(
     # The server-CPU verdict: the node's CPU records judged as cpu_server, on the Server CPU target.
     verdict = (run_dir / "report.md").read_text().split("## Verdict", 1)[1].split("## Variants")[0]
     assert "gpu1" in verdict and "cpu_server" in verdict and "Server CPU" in verdict
-    assert "**PASS**" in verdict or "**FAIL**" in verdict, verdict
+    assert any(f"**{word}**" in verdict for word in ("PASS", "FAIL", "INCONCLUSIVE")), verdict
 
     # A second setup: nothing changes, no image is rebuilt.
     again = bench(tmp_path, [LOCAL_INVENTORY, inventory], extravars={"profile": "smoke"},
                   tags=["setup"], artifact_dir=run_dir / "runner-setup-again")
-    assert again.ok, (again.rc, again.status)
+    assert again.ok, (again.rc, again.status, _failures(again))
     assert again.changed("gpu1") == 0, again.stats["changed"]
     for flavour in ("cpu", "openvino", "gpu"):
         rebuilt = again.task_results(f"ONNX runtimes | build the image for {flavour}", host="gpu1")
