@@ -33,14 +33,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     os.environ.get("SERVEBENCH_REAL_NODES") != "1",
     reason="an emulated arm64 Pi (qemu-user): 9 min to build its image, 16 min to run, over CI's budget; opt in with SERVEBENCH_REAL_NODES=1")]
 
-EDGE_VARIANTS = ["onnx-cpu", "onnx-optimized", "onnx-int8-dynamic", "onnx-int8-static-aggressive",
-                 "onnx-int8-static-conservative", "tflite"]
+EDGE_VARIANTS = ["onnx-cpu", "onnx-unoptimized", "onnx-optimized", "onnx-int8-dynamic",
+                 "onnx-int8-static-aggressive", "onnx-int8-static-conservative", "tflite"]
 
 
 def tiny_classifier(dest: Path) -> Path:
     """A 0.7 M-MAC network with MobileNetV2's interface ([N,3,224,224] -> [N,11], opset 17,
     dynamic batch). Under qemu a float MobileNetV2 takes 30-60 s per inference on this 2-core
-    machine (measured), so the smoke run of six variants would take hours; the edge path's
+    machine (measured), so the smoke run of seven variants would take hours; the edge path's
     plumbing (venv, every variant, fetch, report) is what this test is about, not the model.
     The bias makes every image class 0, so no INT8 rounding can move the accuracy."""
     import torch
