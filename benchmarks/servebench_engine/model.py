@@ -50,7 +50,6 @@ class PreparedModel:
     sha256: str                 # of the file given (of the exported ONNX for random-init)
     num_classes: int
     is_quantized: bool
-    max_batch: int | None       # a fixed batch axis in a given .onnx; None: dynamic
     torch_model: Callable[[], Any] | None = None
     # What records, folders and the report call it: the file's stem, "random-init" by default.
     name: str = RANDOM_INIT
@@ -102,7 +101,6 @@ def _dims(value_info) -> list[int | str | None]:
 class OnnxFacts(NamedTuple):
     num_classes: int
     quantized: bool
-    max_batch: int | None       # a fixed batch axis; None: dynamic
     random_weights: bool        # exported by servebench from a random-init network
 
 
@@ -135,9 +133,8 @@ def inspect_onnx(path: Path) -> OnnxFacts:
     out_dims = _dims(model.graph.output[0])
     if len(out_dims) != 2 or not isinstance(out_dims[1], int) or out_dims[1] < 2:
         raise InputError(f"{path} returns shape {out_dims}, expected [N, classes]")
-    batch = dims[0] if isinstance(dims[0], int) and dims[0] > 0 else None
     random = any(p.key == RANDOM_WEIGHTS_KEY and p.value == "true" for p in model.metadata_props)
-    return OnnxFacts(out_dims[1], is_quantized(model), batch, random)
+    return OnnxFacts(out_dims[1], is_quantized(model), random)
 
 
 def _import_torch(why: str):
@@ -265,7 +262,7 @@ def prepare_model(model: Path | None, staging: Path) -> PreparedModel:
         net = default_mobilenet()
         onnx_path = export_onnx(net, staging / EXPORTED_NAME, {RANDOM_WEIGHTS_KEY: "true"})
         return PreparedModel(onnx_path, RANDOM_INIT, RANDOM_INIT, True, sha256_of(onnx_path),
-                             DEFAULT_CLASSES, False, None, lambda: copy.deepcopy(net))
+                             DEFAULT_CLASSES, False, lambda: copy.deepcopy(net))
     if not model.is_file():
         raise InputError(f"model file {model} does not exist (pass --model PATH to a .onnx or "
                          ".pth, or leave --model out for a random-init MobileNetV2)")
@@ -275,7 +272,7 @@ def prepare_model(model: Path | None, staging: Path) -> PreparedModel:
         sha = sha256_of(model)
         program = program_beside(model, sha)
         return PreparedModel(model.resolve(), str(model), "onnx", facts.random_weights,
-                             sha, facts.num_classes, facts.quantized, facts.max_batch,
+                             sha, facts.num_classes, facts.quantized,
                              ExportedProgram(program.resolve()) if program else None,
                              name=model_name(model))
     if suffix in (".pth", ".pt"):
@@ -288,5 +285,5 @@ def prepare_model(model: Path | None, staging: Path) -> PreparedModel:
                              f"{_first_line(e)}") from None
         inspect_onnx(onnx_path)  # the export must serve [N,3,224,224] like any given .onnx
         return PreparedModel(onnx_path, str(model), "pth", False, sha256_of(model), classes,
-                             False, None, lambda: load_pth(model), name=model_name(model))
+                             False, lambda: load_pth(model), name=model_name(model))
     raise InputError(f"model file {model} is neither .onnx nor .pth/.pt")

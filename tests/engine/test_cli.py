@@ -248,7 +248,7 @@ def test_export_only_writes_a_checked_onnx_and_benchmarks_nothing(bench_run, tmp
     assert sorted(p.name for p in dest.parent.iterdir()) == ["model.onnx", "model.pt2"]
     from servebench_engine.model import inspect_onnx
 
-    assert inspect_onnx(dest) == (11, False, None, True)
+    assert inspect_onnx(dest) == (11, False, True)
 
 
 def test_export_only_into_a_missing_folder_is_one_line(bench_run, tmp_path):

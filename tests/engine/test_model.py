@@ -15,7 +15,7 @@ from .conftest import SHARED_INT8_SHA256, make_onnx
 
 def test_shared_int8_model_is_valid_and_detected_as_quantised(shared_int8, tmp_path):
     m = prepare_model(shared_int8, tmp_path)
-    assert (m.num_classes, m.is_quantized, m.max_batch) == (11, True, None)
+    assert (m.num_classes, m.is_quantized) == (11, True)
     assert m.sha256 == SHARED_INT8_SHA256 and m.random_weights is False
     assert m.onnx_path == shared_int8.resolve() and list(tmp_path.iterdir()) == []
     # Its name in records, record keys and artifact folders: the file's stem.
@@ -29,9 +29,9 @@ def test_dynamic_int8_model_is_detected_too(shared_data):
     assert inspect_onnx(path).quantized is True
 
 
-def test_float_model_is_not_quantised_and_fixed_batch_is_reported(tmp_path):
+def test_float_model_with_a_fixed_batch_is_accepted_and_not_quantised(tmp_path):
     path = make_onnx(tmp_path / "fixed.onnx", [1, 3, 224, 224])
-    assert inspect_onnx(path) == (11, False, 1, False)
+    assert inspect_onnx(path) == (11, False, False)
 
 
 @pytest.mark.parametrize("shape", [["N", 3, 32, 32], ["N", 1, 224, 224], ["N", 3, 224]])
