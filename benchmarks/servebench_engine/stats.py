@@ -55,29 +55,9 @@ def nearest_rank(sorted_values: Sequence[float], p: float) -> float:
 
 
 def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int, float] | None:
-    """1-based ranks ``(l, u)`` of the order-statistic interval for the median, and its coverage.
-
-    Walks the Bin(n, 1/2) distribution in log space so large n (10^5 samples) neither
-    underflows nor overflows.
-    """
-    if n < 1:
-        raise ValueError("no samples")
-    alpha_half = (1 - confidence) / 2
-    log_pmf = -n * math.log(2)  # P(B = 0)
-    cdf = 0.0  # P(B <= i - 1) before adding term i
-    lower = 0  # the number of terms in the lower tail that fit under alpha/2
-    tail = 0.0
-    for i in range(n // 2 + 1):
-        if cdf + math.exp(log_pmf) > alpha_half:
-            break
-        cdf += math.exp(log_pmf)
-        lower = i + 1
-        tail = cdf
-        log_pmf += math.log((n - i) / (i + 1))
-    if lower == 0:
-        return None
-    # [x_(l), x_(n+1-l)] misses the median when B <= l-1 or B >= n-l+1: twice the tail.
-    return lower, n + 1 - lower, 1 - 2 * tail
+    """1-based ranks ``(l, u)`` of the order-statistic interval for the median, and its coverage:
+    the quantile interval at q = 1/2, where the tails are equal and ``u = n + 1 - l``."""
+    return quantile_ci_ranks(n, 0.5, confidence)
 
 
 @functools.lru_cache(maxsize=256)
