@@ -1,4 +1,5 @@
-"""Several models in one run: their names, their artifact folders and each one's Context.
+"""Several models in one run: their names and their artifact folders (the worker builds each
+child's Context from its job).
 
 A model's name is its file's stem (``random-init`` for the default model). It names the model in
 every record, its artifacts folder (``artifacts/<name>/``) and, when the run has several models,
@@ -8,18 +9,15 @@ overwrite each other's records, so they are refused before anything is written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .context import Context
 from .errors import InputError
 from .model import model_name
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .data import Dataset
     from .model import PreparedModel
-    from .suite import SuiteConfig
 
 
 def check_names(paths: Sequence[Path | None]) -> list[str]:
@@ -62,25 +60,3 @@ def pair_tflite(names: Sequence[str], tflites: Sequence[Path]) -> dict[str, Path
 
 def artifacts_dir(artifacts_root: Path, model: PreparedModel) -> Path:
     return artifacts_root / model.name
-
-
-def context_for(model: PreparedModel, dataset: Dataset, cfg: SuiteConfig,
-                artifacts_root: Path, log: Callable[[str], None] = print) -> Context:
-    """What every variant of ``model`` gets; its artifacts go to ``artifacts/<name>/``, so a
-    repeat (a new process, same folder) finds what an earlier prepare made."""
-    workdir = artifacts_dir(artifacts_root, model)
-    workdir.mkdir(parents=True, exist_ok=True)
-    return Context(
-        workdir=workdir,
-        profile=cfg.profile,
-        model_onnx=model.onnx_path,
-        model_is_quantized=model.is_quantized,
-        num_classes=model.num_classes,
-        splits=dataset.splits,
-        torch_model=model.torch_model,
-        quantizer_python=cfg.quantizer_python,
-        tflite_model=model.tflite_model,
-        tflite_converter_python=cfg.tflite_converter_python,
-        threads=cfg.threads,
-        log=log,
-    )

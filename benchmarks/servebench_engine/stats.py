@@ -26,8 +26,8 @@ Definitions, chosen so every number can be checked by hand:
 
 from __future__ import annotations
 
-import math
 import functools
+import math
 from fractions import Fraction
 from typing import Sequence
 
