@@ -13,11 +13,11 @@ The manifest is written last and atomically, so a prepare that died half-way lea
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+from ..model import sha256_of as file_sha256
 from ..results import jsonable, write_record
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -29,11 +29,7 @@ def sha256_of(path: Path) -> str:
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _cache:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _cache[key] = h.hexdigest()
+        _cache[key] = file_sha256(path)
     return _cache[key]
 
 
