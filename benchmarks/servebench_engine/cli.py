@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fresh processes per variant, run interleaved (ABC ABC ...); the record "
                         "pools their samples and says whether their medians agree (default: the "
                         "profile's: smoke 1, quick 2, full 3)")
+    p.add_argument("--prepare-jobs", type=_positive_int, metavar="N",
+                   help="how many slow preparations (INT8 quantisation, TFLite conversion) run "
+                        "at once before anything is timed (default: as many as there are usable "
+                        "CPUs and 2 GiB of free memory for)")
     p.add_argument("--data", type=Path, metavar="DIR",
                    help=f"Food-11 tree DIR/{{training,validation,evaluation}}/class_XX/*.jpg "
                         f"(default: ${DATA_ENV}; with neither, a small synthetic tree, marked "
@@ -206,7 +210,8 @@ def run(argv: list[str] | None) -> int:
         cfg = SuiteConfig(variants=variants, profile=profile, out=out, host=args.host_label,
                           host_kind=args.host_kind, threads=args.threads,
                           quantizer_python=quantizer,
-                          tflite_converter_python=converter, repeats=args.repeats)
+                          tflite_converter_python=converter, repeats=args.repeats,
+                          prepare_jobs=args.prepare_jobs)
         run_suite(cfg, models, dataset, log=_say)
     return ExitCode.OK
 

@@ -284,14 +284,33 @@ def stability_change(before: dict, after: dict) -> dict:
             "why": why}
 
 
-def _memory_bytes() -> int | None:
+def _memory_bytes(field: str = "MemTotal", root: Path = ROOT) -> int | None:
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
+        for line in (root / "proc/meminfo").read_text().splitlines():
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def available_memory_bytes(root: Path = ROOT) -> int | None:
+    """Memory the kernel could give a new process without swapping (MemAvailable)."""
+    return _memory_bytes("MemAvailable", root)
+
+
+def usable_cpus(root: Path = ROOT) -> int:
+    """CPUs this process may run on: its affinity, less a tighter cgroup quota (whole CPUs)."""
+    usable = _affinity_cpus()
+    quota = (cgroup_cpu(root) or {}).get("cpus")
+    return max(1, min(usable, int(quota))) if quota else usable
+
+
+def _affinity_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _gpus() -> list[dict] | None:
@@ -361,10 +380,6 @@ def runtime_image() -> dict | None:
 
 def collect(threads: int | None, root: Path = ROOT) -> dict:
     cpu_name, cpu_flags = cpu_model()
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        usable = os.cpu_count()
     return {
         "hostname": socket.gethostname(),
         "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -378,7 +393,7 @@ def collect(threads: int | None, root: Path = ROOT) -> dict:
         "emulated": emulated(),
         "cpu_flags": cpu_flags,
         "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
+        "cpus_usable": _affinity_cpus(),
         # None: each runtime's default (ORT: one intra-op thread per physical core).
         "threads": threads,
         "memory_bytes": _memory_bytes(),

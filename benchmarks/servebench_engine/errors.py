@@ -69,7 +69,7 @@ def exit_status(body: Callable[[], object]) -> int:
     """Run ``body`` with SIGTERM unwinding like Ctrl-C; its exit status, and one line on stderr
     for anything that went wrong (a traceback only for a bug with SERVEBENCH_DEBUG=1)."""
     try:
-        with _sigterm_raises():
+        with sigterm_raises():
             code = body()
     except EngineError as e:
         _error(str(e))
@@ -106,7 +106,7 @@ def raise_if_signalled() -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_raises():
+def sigterm_raises():
     """SIGTERM (``timeout`` in the benchmark role, a stopped job) unwinds like Ctrl-C: the
     suite marks itself interrupted and the temporary folders are removed on the way out.
     (servebench.command.sigterm_raises is its control-side twin: the node side cannot import

@@ -36,6 +36,13 @@ def peak_rss_mb(proc: Path = PROC_SELF) -> float | None:
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1) if peak else None
 
 
+def children_peak_rss_mb() -> float | None:
+    """The largest peak resident memory of this process's finished child processes (a helper
+    venv's quantiser or converter), in MB; None before any."""
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1) if peak else None
+
+
 def reset_peak_rss(proc: Path = PROC_SELF) -> bool:
     """Start the peak over from the current resident size (Linux >= 4.0: ``5`` to clear_refs),
     so what serving needs is not hidden under what preparing needed. False: not possible here."""

@@ -7,9 +7,9 @@ timers, frequency scaling, other tenants), and stops at whichever cap comes firs
 * ``full``: the statistically sound settings. >= 1000 single-sample calls and >= 10 s, so p99 is
   backed by >= 10 samples above it and the median CI is tight; >= 100 batch calls and >= 10 s.
 * ``quick``: a smoke-level look, two repeats of about 1-2 s of measuring each per variant, so
-  the whole local suite (10 variants, torch.compile and quantisation included, each repeat a
-  fresh process) aims at 3 minutes on 2 cores. Good for spotting 2x differences, not 5 % ones
-  (the records carry the noise flag, the CI and whether the two repeats agreed).
+  ``make bench PROFILE=quick`` (10 CPU variants, torch.compile and quantisation included, each
+  repeat a fresh process) stays under 3 minutes on 2 cores. Good for spotting 2x differences,
+  not 5 % ones (the records carry the noise flag, the CI and whether the two repeats agreed).
 * ``smoke``: a fraction of a second per variant, for tests and CI only; numbers meaningless.
 
 ``repeats``: how many fresh processes measure each variant (``bench-run --repeats`` overrides).

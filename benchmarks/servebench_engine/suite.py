@@ -6,6 +6,11 @@ each (model, variant) runs in a fresh process (worker.py), interleaved: for ever
 model, every variant (ABC ABC ABC), so a slow minute of the machine hits all variants alike
 instead of one. Accuracy is measured in the first repeat only; repeats.merge pools the rest.
 
+Slow preparations (quantising, converting: ``Variant.prepare_estimate_s``) run first, before
+anything is timed, several at once in processes of their own (prepare_ahead); the measuring
+processes then reuse what they made (variants/reuse.py), so no timed loop shares the machine
+with a quantiser, and the untimed minutes overlap.
+
 A variant that raises, or whose process dies (a segfault, the OOM killer, a signal), gets an
 error record and the next one runs; only KeyboardInterrupt (or SIGTERM) stops the suite (the
 running child is stopped too; suite.json then says ``interrupted``; the records written so far,
@@ -34,6 +39,12 @@ from .variants.base import VariantSkipped
 
 SUITE_FILE = "suite.json"
 ARTIFACTS = "artifacts"
+# The status of a prepare-ahead child that made the variant's artifacts.
+PREPARED = "prepared"
+# Memory one prepare-ahead child may need at its peak, its helper included: with less free,
+# fewer run at once. Measured here on MobileNetV2 (quick profile): the child 0.1-0.5 GB, beside
+# its helper: the TFLite converter 0.75 GB, Neural Compressor 0.35 (dynamic) to 0.68 GB (static).
+PREPARE_PEAK_BYTES = 2 << 30
 
 
 @dataclass
@@ -47,6 +58,7 @@ class SuiteConfig:
     quantizer_python: str | None = None
     tflite_converter_python: str | None = None
     repeats: int | None = None        # fresh processes per variant; None: the profile's
+    prepare_jobs: int | None = None   # prepare-ahead children at once; None: prepare_lanes'
 
 
 def model_size(path: Path | None) -> int | None:
@@ -147,14 +159,10 @@ def measure_variant(variant_id: str, ctx: Context, record: dict,
     record.update(status="ok", finished_at=results.now_iso())
 
 
-def run_variant(variant_id: str, ctx: Context, run: dict, say: Callable[[str], None], *,
-                with_accuracy: bool = True) -> dict:
-    """One variant in this process: its record, whatever happens to it."""
-    record = results.base_record(variant_id, run=run)
-    health = environment.board_health()  # a Pi's throttling/temperature; None elsewhere
-    before = environment.stability(health)
+def _recorded(record: dict, say: Callable[[str], None], work: Callable[[], None]) -> bool:
+    """Run ``work``; a skip or any failure becomes ``record``'s (and is said). True: it ran."""
     try:
-        measure_variant(variant_id, ctx, record, say, with_accuracy=with_accuracy)
+        work()
     except VariantSkipped as e:
         results.finish_skipped(record, results.one_line(e))
         say(f"skipped: {record['reason']}")
@@ -162,7 +170,20 @@ def run_variant(variant_id: str, ctx: Context, run: dict, say: Callable[[str], N
         results.finish_error(record, e)
         say(f"error: {record['error_type']}: {record['reason']}")
     else:
-        say(f"ok {_fmt(record)}")
+        return True
+    return False
+
+
+def run_variant(variant_id: str, ctx: Context, run: dict, say: Callable[[str], None], *,
+                with_accuracy: bool = True) -> dict:
+    """One variant in this process: its record, whatever happens to it."""
+    record = results.base_record(variant_id, run=run)
+    health = environment.board_health()  # a Pi's throttling/temperature; None elsewhere
+    before = environment.stability(health)
+    try:
+        if _recorded(record, say, lambda: measure_variant(variant_id, ctx, record, say,
+                                                          with_accuracy=with_accuracy)):
+            say(f"ok {_fmt(record)}")
     finally:
         # Free the last session (its threads, GPU memory) before the next variant loads.
         gc.collect()
@@ -173,6 +194,72 @@ def run_variant(variant_id: str, ctx: Context, run: dict, say: Callable[[str], N
         info["stability"] = environment.stability_change(before,
                                                          environment.stability(after_health))
     return record
+
+
+def prepare_variant(variant_id: str, ctx: Context, run: dict,
+                    say: Callable[[str], None]) -> dict:
+    """Only make the variant's artifacts, in a child of the prepare-ahead step: ``{"status":
+    "prepared", "prepare_s", "peak_rss_mb"}``, or the variant's skipped or error record."""
+    record = results.base_record(variant_id, run=run)
+    started = time.perf_counter()
+    if not _recorded(record, say, lambda: load_class(variant_id)().prepare(ctx)):
+        return record
+    seconds = time.perf_counter() - started
+    say(f"prepared in {seconds:.1f} s")
+    # The helpers (quantiser, converter) are child processes: their peak is not this one's.
+    return {"status": PREPARED, "prepare_s": round(seconds, 3),
+            "peak_rss_mb": {"process": measure.peak_rss_mb(),
+                            "helpers": measure.children_peak_rss_mb()}}
+
+
+def prepare_estimate_s(variant_id: str) -> float:
+    try:
+        return load_class(variant_id).prepare_estimate_s
+    except VariantSkipped:  # its runtime is missing: the measuring child records the skip
+        return 0.0
+
+
+def prepare_lanes(requested: int | None, jobs: int, root: Path = environment.ROOT) -> int:
+    """How many prepare-ahead children run at once: ``requested`` (--prepare-jobs), else as
+    many as there are usable CPUs and free memory for (PREPARE_PEAK_BYTES each), at least 1."""
+    if requested:
+        return max(1, min(requested, jobs))
+    available = environment.available_memory_bytes(root)
+    by_memory = available // PREPARE_PEAK_BYTES if available else 1
+    return max(1, min(jobs, environment.usable_cpus(root), by_memory))
+
+
+def prepare_ahead(cfg: SuiteConfig, jobs: list[tuple[PreparedModel, str, str]], run: dict,
+                  shared: dict, folder: Path, log: Callable[[str], None]) -> dict[str, dict]:
+    """Make the artifacts of every slow-preparing variant before anything is timed, up to
+    ``prepare_lanes`` at once (they are untimed, so sharing the CPU costs only their own
+    seconds). Returns key -> the child's outcome: ``prepared``, or its final record."""
+    slow = sorted((j for j in jobs if prepare_estimate_s(j[1]) > 0),
+                  key=lambda j: -prepare_estimate_s(j[1]))
+    if not slow:
+        return {}
+    lanes = prepare_lanes(cfg.prepare_jobs, len(slow))
+    log(f"preparing {len(slow)} variant(s) before timing anything, {lanes} at a time...")
+    tasks = []
+    for model, vid, key in slow:
+        job = {**_job(cfg, model, vid, run, shared, folder, 1), "mode": worker.PREPARE,
+               "result": str(folder / f"{key}.prepared.json")}
+
+        def say(msg: str, prefix: str = f"[prepare] {key}: ") -> None:
+            log(prefix + msg)
+
+        tasks.append((job, folder / f"{key}.prepare-job.json", say))
+    outcomes = {}
+    for (job, _, say), (_, _, key), outcome in zip(tasks, slow, worker.run_children(tasks, lanes),
+                                                   strict=True):
+        if isinstance(outcome, worker.WorkerDied):
+            outcome = _died(job, outcome, say)
+        outcomes[key] = {**outcome, "lanes": lanes} if outcome["status"] == PREPARED else outcome
+    return outcomes
+
+
+def _ahead_info(outcome: dict) -> dict:
+    return {"lanes": outcome["lanes"], "peak_rss_mb": outcome["peak_rss_mb"]}
 
 
 def _job(cfg: SuiteConfig, model: PreparedModel, vid: str, run: dict, shared: dict,
@@ -203,14 +290,18 @@ def _job(cfg: SuiteConfig, model: PreparedModel, vid: str, run: dict, shared: di
     }
 
 
+def _died(job: dict, exc: worker.WorkerDied, say: Callable[[str], None]) -> dict:
+    record = results.finish_error(results.base_record(job["variant"], run=job["run"]), exc)
+    record["info"].pop("traceback", None)  # the parent's frames say nothing about it
+    say(f"error: {record['error_type']}: {record['reason']}")
+    return record
+
+
 def _measure_in_child(job: dict, folder: Path, say: Callable[[str], None]) -> dict:
     try:
         return worker.run_child(job, folder / "job.json", say)
     except worker.WorkerDied as e:
-        record = results.finish_error(results.base_record(job["variant"], run=job["run"]), e)
-        record["info"].pop("traceback", None)  # the parent's frames say nothing about it
-        say(f"error: {record['error_type']}: {record['reason']}")
-        return record
+        return _died(job, e, say)
 
 
 def _entry(record: dict, key: str) -> dict:
@@ -262,6 +353,7 @@ def run_suite(cfg: SuiteConfig, models: list[PreparedModel] | PreparedModel, dat
             folder = Path(tmp)
             shared = {"splits": worker.share_splits(dataset.splits, folder),
                       "torch": {m.name: worker.torch_source(m, folder) for m in models}}
+            ahead = prepare_ahead(cfg, jobs, run, shared, folder, log)
             for r in range(1, count + 1):
                 for i, (model, vid, key) in enumerate(jobs, 1):
                     errors.raise_if_signalled()
@@ -273,8 +365,16 @@ def run_suite(cfg: SuiteConfig, models: list[PreparedModel] | PreparedModel, dat
                     def say(msg: str, prefix: str = f"[{where}] {key}: ") -> None:
                         log(prefix + msg)
 
-                    job = _job(cfg, model, vid, run, shared, folder, r)
-                    done.append(_measure_in_child(job, folder, say))
+                    made = ahead.get(key)
+                    if made is not None and made["status"] != PREPARED:
+                        done.append(made)  # its prepare failed or skipped: nothing to time
+                    else:
+                        job = _job(cfg, model, vid, run, shared, folder, r)
+                        done.append(_measure_in_child(job, folder, say))
+                        if made is not None and "info" in done[-1]:
+                            # The artifacts were made ahead: their making is that child's.
+                            done[-1]["info"].update(prepare_s=made["prepare_s"],
+                                                    prepared_ahead=_ahead_info(made))
                     record = repeats.merge(done, count)
                     if r == count > 1 and record["status"] == "ok":
                         rep = record["repeats"]

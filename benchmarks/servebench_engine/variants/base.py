@@ -53,6 +53,11 @@ class Variant(abc.ABC):
     # True when prepare() found what an earlier prepare (another repeat's process) made with
     # the same inputs, and serves that (variants/reuse.py).
     reused: bool = False
+    # Roughly how long prepare() takes (MobileNetV2, 2 cores, measured) when it makes something
+    # slow (quantising, converting). Nonzero: the suite runs it in a process of its own before
+    # anything is timed, beside other such prepares, the longest first so that they finish
+    # together (suite.prepare_ahead); every measuring process then reuses what it made.
+    prepare_estimate_s: float = 0.0
 
     def prepare(self, ctx: "Context") -> None:  # noqa: B027 - optional hook
         """Make artifacts; default: nothing to make. Called again in a new process with the

@@ -69,5 +69,10 @@ def run_relaying(command: list[str], cwd: Path, log_path: Path, timeout_s: int,
             proc.wait(timeout=30)
             reader.join(timeout=5)
             raise HelperFailed(f"{script} ran past {timeout_s} s and was stopped") from None
+        except BaseException:
+            # Ctrl-C or SIGTERM in the engine: the helper must not go on writing artifacts.
+            proc.kill()
+            proc.wait(timeout=30)
+            raise
         reader.join(timeout=30)
     return rc, last_line

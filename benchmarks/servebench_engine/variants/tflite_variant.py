@@ -130,6 +130,7 @@ class TfliteModel:
 class TfliteVariant(Variant):
     id = "tflite"
     description = "TFLite / LiteRT interpreter with a given or converted .tflite model"
+    prepare_estimate_s = 30.0  # the conversion: 17-40 s here
 
     def __init__(self) -> None:
         self._info: dict[str, object] = {}
