@@ -214,9 +214,9 @@ def prepare_variant(variant_id: str, ctx: Context, run: dict,
 
 def prepare_estimate_s(variant_id: str) -> float:
     try:
-        return load_class(variant_id).prepare_estimate_s
-    except VariantSkipped:  # its runtime is missing: the measuring child records the skip
-        return 0.0
+        return float(load_class(variant_id).prepare_estimate_s)
+    except Exception:  # noqa: BLE001 - a missing runtime, a broken module: the measuring
+        return 0.0     # child records the skip or the error, as for any other variant
 
 
 def prepare_lanes(requested: int | None, jobs: int, root: Path = environment.ROOT) -> int:

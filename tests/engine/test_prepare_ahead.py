@@ -169,3 +169,15 @@ def converters_writing_to(out: Path) -> list[int]:
         if b"convert_tflite.py" in cmdline and str(out).encode() in cmdline:
             alive.append(int(proc.name))
     return alive
+
+
+def test_a_variant_whose_class_cannot_be_loaded_is_its_error_record_not_the_suites(
+        bench_run, shared_int8, tmp_path, slow, monkeypatch):
+    monkeypatch.setitem(variants.REGISTRY, "typo", f"{HERE}:NoSuchClass")
+    out = tmp_path / "out"
+    r = bench_run("--model", shared_int8, "--variants", "typo,slow-a", "--profile", "smoke",
+                  "--out", out)
+    assert r.code == 0, r.err
+    typo = json.loads((out / "typo.json").read_text())
+    assert typo["status"] == "error" and "NoSuchClass" in typo["reason"]
+    assert json.loads((out / "slow-a.json").read_text())["status"] == "ok"
