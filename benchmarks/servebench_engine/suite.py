@@ -234,8 +234,8 @@ def prepare_ahead(cfg: SuiteConfig, jobs: list[tuple[PreparedModel, str, str]], 
     """Make the artifacts of every slow-preparing variant before anything is timed, up to
     ``prepare_lanes`` at once (they are untimed, so sharing the CPU costs only their own
     seconds). Returns key -> the child's outcome: ``prepared``, or its final record."""
-    slow = sorted((j for j in jobs if prepare_estimate_s(j[1]) > 0),
-                  key=lambda j: -prepare_estimate_s(j[1]))
+    estimate = {vid: prepare_estimate_s(vid) for _, vid, _ in jobs}
+    slow = sorted((j for j in jobs if estimate[j[1]] > 0), key=lambda j: -estimate[j[1]])
     if not slow:
         return {}
     lanes = prepare_lanes(cfg.prepare_jobs, len(slow))

@@ -7,8 +7,9 @@ interval, so each repeat of each variant starts from nothing, as a user's server
 
 The parent (:func:`run_child`, or :func:`run_children` for several at once: the slow
 preparations, whose children only make a variant's artifacts) writes a small JSON job and reads
-the child's progress lines on its stdout; the child rebuilds the variant's Context from the job (the image splits are shared
-as .npy files, memory-mapped copy-on-write, so a child loads them in no time), measures, and
+the child's progress lines on its stdout; the child rebuilds the variant's Context from the job
+(the image splits are shared as .npy files, memory-mapped copy-on-write, so a child loads them
+in no time), measures, and
 writes its record to ``job["result"]`` atomically. Exit 0: a record was written (the variant
 may still be an error or skipped: the record says so); 130: interrupted (Ctrl-C or a
 KeyboardInterrupt inside the variant), which stops the suite. Anything else (a segfault, the
