@@ -287,3 +287,30 @@ def prepare_model(model: Path | None, staging: Path) -> PreparedModel:
         return PreparedModel(onnx_path, str(model), "pth", False, sha256_of(model), classes,
                              False, lambda: load_pth(model), name=model_name(model))
     raise InputError(f"model file {model} is neither .onnx nor .pth/.pt")
+
+
+def torch_source(model, folder: Path) -> dict | None:
+    """How a child gets the model's torch form: the .pt2 program beside the ONNX, the .pth
+    given, or the in-memory random-init network saved (whole, pickled) for the children."""
+    if model.torch_model is None:
+        return None
+    program = getattr(model.torch_model, "path", None)
+    if program is not None:
+        return {"program": str(Path(program).resolve())}
+    if model.format == "pth":
+        return {"pth": str(Path(model.source).resolve())}
+    import torch  # the model was built with torch: it is here
+
+    saved = folder / f"{model.name}.torch.pth"
+    torch.save(model.torch_model(), str(saved))
+    return {"pth": str(saved)}
+
+
+def torch_factory(source: dict | None):
+    """The inverse of :func:`torch_source`, in a worker child: a factory of fresh modules."""
+    if source is None:
+        return None
+    if "program" in source:
+        return ExportedProgram(Path(source["program"]))
+    path = Path(source["pth"])
+    return lambda: load_pth(path)

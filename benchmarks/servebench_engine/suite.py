@@ -30,7 +30,7 @@ from typing import Callable
 from . import environment, errors, measure, repeats, results, worker
 from .context import Context
 from .data import Dataset
-from .model import PreparedModel
+from .model import PreparedModel, torch_source
 from .models import artifacts_dir
 from .profiles import Profile
 from .stats import summarize_ns
@@ -352,7 +352,7 @@ def run_suite(cfg: SuiteConfig, models: list[PreparedModel] | PreparedModel, dat
         with tempfile.TemporaryDirectory(prefix="servebench-jobs-") as tmp:
             folder = Path(tmp)
             shared = {"splits": worker.share_splits(dataset.splits, folder),
-                      "torch": {m.name: worker.torch_source(m, folder) for m in models}}
+                      "torch": {m.name: torch_source(m, folder) for m in models}}
             ahead = prepare_ahead(cfg, jobs, run, shared, folder, log)
             for r in range(1, count + 1):
                 for i, (model, vid, key) in enumerate(jobs, 1):

@@ -34,6 +34,7 @@ import numpy as np
 
 from . import errors, results
 from .context import Context, Split
+from .model import torch_factory
 from .profiles import LoopSpec, Profile
 
 INTERRUPTED = 130
@@ -64,23 +65,6 @@ def share_splits(splits: dict[str, Split], folder: Path) -> dict:
                         "paths": [str(p) for p in split.paths]}
         splits[name] = dataclasses.replace(split, images=np.load(images, mmap_mode="r"))
     return shared
-
-
-def torch_source(model, folder: Path) -> dict | None:
-    """How a child gets the model's torch form: the .pt2 program beside the ONNX, the .pth
-    given, or the in-memory random-init network saved (whole, pickled) for the children."""
-    if model.torch_model is None:
-        return None
-    program = getattr(model.torch_model, "path", None)
-    if program is not None:
-        return {"program": str(Path(program).resolve())}
-    if model.format == "pth":
-        return {"pth": str(Path(model.source).resolve())}
-    import torch  # the model was built with torch: it is here
-
-    saved = folder / f"{model.name}.torch.pth"
-    torch.save(model.torch_model(), str(saved))
-    return {"pth": str(saved)}
 
 
 def _child_env() -> dict[str, str]:
@@ -215,19 +199,6 @@ def _splits(shared: dict) -> dict[str, Split]:
     return splits
 
 
-def _torch_model(source: dict | None):
-    if source is None:
-        return None
-    if "program" in source:
-        from .model import ExportedProgram
-
-        return ExportedProgram(Path(source["program"]))
-    from .model import load_pth
-
-    path = Path(source["pth"])
-    return lambda: load_pth(path)
-
-
 def _optional_path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
@@ -241,7 +212,7 @@ def context(job: dict, say: Callable[[str], None]) -> Context:
         model_is_quantized=c["model_is_quantized"],
         num_classes=c["num_classes"],
         splits=_splits(job["splits"]),
-        torch_model=_torch_model(c["torch"]),
+        torch_model=torch_factory(c["torch"]),
         quantizer_python=c["quantizer_python"],
         tflite_model=_optional_path(c["tflite_model"]),
         tflite_converter_python=c["tflite_converter_python"],
