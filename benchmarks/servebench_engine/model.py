@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import pickle
+import re
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -27,6 +29,8 @@ OPSET = 17
 DEFAULT_CLASSES = 11
 EXPORTED_NAME = "model.onnx"
 RANDOM_INIT = "random-init"
+# The study's architecture: a state_dict of it is accepted as data (load_pth).
+MOBILENET_V2 = "torchvision:mobilenet_v2"
 # ONNX metadata key marking a random-init export, so a node handed only that file (an edge
 # device that cannot export) still records random_weights: true.
 RANDOM_WEIGHTS_KEY = "servebench.random_weights"
@@ -155,14 +159,8 @@ def default_mobilenet(num_classes: int = DEFAULT_CLASSES, seed: int = 0):
     over seeded noise give BatchNorm real statistics (weights stay random; logits then differ
     per image), at the cost of about a second."""
     torch = _import_torch("the default model (no --model given)")
-    try:
-        from torchvision.models import mobilenet_v2
-    except ImportError:
-        raise InputError("the default model needs torchvision; install it or pass --model") \
-            from None
     torch.manual_seed(seed)
-    net = mobilenet_v2(weights=None)
-    net.classifier[1] = torch.nn.Linear(net.last_channel, num_classes)
+    net = build_architecture(MOBILENET_V2, num_classes)
     for module in net.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.momentum = None  # a cumulative average over the passes below
@@ -173,18 +171,78 @@ def default_mobilenet(num_classes: int = DEFAULT_CLASSES, seed: int = 0):
     return net.eval()
 
 
-def load_pth(path: Path):
+def load_pth(path: Path, *, allow_pickle: bool = False):
+    """A .pth as an eval-mode module. Read as data (``weights_only=True``): tensors and
+    containers, never code. A whole pickled module (the tutorial's ``torch.save(model)``) needs
+    the full unpickler, which runs whatever code the file names: only with ``allow_pickle``."""
     torch = _import_torch(f"{path.name} (a PyTorch model)")
     try:
-        # The tutorial pickles the whole module (torch.save(model)), which needs the full unpickler.
-        net = torch.load(str(path), map_location="cpu", weights_only=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on the pickle protocol
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only" not in str(e).lower():
+            raise InputError(f"cannot load {path} as a PyTorch file ({_first_line(e)})") from None
+        if not allow_pickle:
+            named = re.search(r"GLOBAL ([\w.]+)", str(e))
+            raise InputError(
+                f"{path} is a pickled Python object"
+                f"{f' (it names {named[1]})' if named else ''}, not plain weights: loading it "
+                "would run code from the file; pass --allow-pickle only for a file you trust, or "
+                "give an .onnx or a MobileNetV2 state_dict") from None
+        obj = _unpickle(torch, path)
+    except Exception as e:
+        raise InputError(f"cannot load {path} as a PyTorch file "
+                         f"({type(e).__name__}: {_first_line(e)})") from None
+    if isinstance(obj, torch.nn.Module):
+        return obj.eval()
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return _mobilenet_from_state_dict(torch, path, obj)
+    raise InputError(f"{path} holds a {type(obj).__name__}, not a model: give an .onnx, a "
+                     "MobileNetV2 state_dict, or a whole module (torch.save(model), then "
+                     "--allow-pickle)")
+
+
+def _unpickle(torch, path: Path):
+    """The full unpickler, asked for with allow_pickle: the file's code runs here."""
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as e:
         raise InputError(f"cannot load {path} as a pickled PyTorch model "
                          f"({type(e).__name__}: {_first_line(e)})") from None
-    if not isinstance(net, torch.nn.Module):
-        raise InputError(f"{path} holds a {type(net).__name__}, not a model: save the whole "
-                         "module with torch.save(model, path), not its state_dict")
+
+
+def _mobilenet_from_state_dict(torch, path: Path, state: dict):
+    """A state_dict is weights without an architecture. The one architecture taken on trust is
+    the study's own, torchvision's MobileNetV2 with any head: accepted only when every key and
+    shape matches it exactly (strict), so no other network is served under its name."""
+    head = state.get("classifier.1.weight")
+    net = None
+    if head is not None and head.ndim == 2:
+        net = build_architecture(MOBILENET_V2, int(head.shape[0]))
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError:
+            net = None
+    if net is None:
+        raise InputError(f"{path} holds a state_dict that is not torchvision's MobileNetV2, and "
+                         "a state_dict has no architecture: export the model to ONNX "
+                         "(torch.onnx.export) and pass the .onnx")
     return net.eval()
+
+
+def build_architecture(name: str, num_classes: int):
+    """A freshly initialised network of a known architecture, for weights loaded as data."""
+    torch = _import_torch(f"the architecture {name}")
+    if name != MOBILENET_V2:
+        raise InputError(f"unknown architecture {name}")
+    try:
+        from torchvision.models import mobilenet_v2
+    except ImportError:
+        raise InputError(f"{name} needs torchvision; install it or pass an .onnx") from None
+    net = mobilenet_v2(weights=None)
+    net.classifier[1] = torch.nn.Linear(net.last_channel, num_classes)
+    return net
 
 
 def export_onnx(net, dest: Path, metadata: dict[str, str] | None = None) -> Path:
@@ -256,8 +314,11 @@ def model_name(model: Path | None) -> str:
     return RANDOM_INIT if model is None else model.stem
 
 
-def prepare_model(model: Path | None, staging: Path) -> PreparedModel:
-    """Validate the model given (or build the default) and leave its ONNX form in ``staging``."""
+def prepare_model(model: Path | None, staging: Path, *,
+                  allow_pickle: bool = False) -> PreparedModel:
+    """Validate the model given (or build the default) and leave its ONNX form in ``staging``.
+
+    ``allow_pickle``: a .pth may be a whole pickled module, whose loading runs its code."""
     if model is None:
         net = default_mobilenet()
         onnx_path = export_onnx(net, staging / EXPORTED_NAME, {RANDOM_WEIGHTS_KEY: "true"})
@@ -276,7 +337,7 @@ def prepare_model(model: Path | None, staging: Path) -> PreparedModel:
                              ExportedProgram(program.resolve()) if program else None,
                              name=model_name(model))
     if suffix in (".pth", ".pt"):
-        net = load_pth(model)
+        net = load_pth(model, allow_pickle=allow_pickle)
         classes = _probe_classes(net)
         try:
             onnx_path = export_onnx(net, staging / EXPORTED_NAME)
@@ -285,25 +346,29 @@ def prepare_model(model: Path | None, staging: Path) -> PreparedModel:
                              f"{_first_line(e)}") from None
         inspect_onnx(onnx_path)  # the export must serve [N,3,224,224] like any given .onnx
         return PreparedModel(onnx_path, str(model), "pth", False, sha256_of(model), classes,
-                             False, lambda: load_pth(model), name=model_name(model))
+                             False, lambda: load_pth(model, allow_pickle=allow_pickle),
+                             name=model_name(model))
     raise InputError(f"model file {model} is neither .onnx nor .pth/.pt")
 
 
-def torch_source(model, folder: Path) -> dict | None:
-    """How a child gets the model's torch form: the .pt2 program beside the ONNX, the .pth
-    given, or the in-memory random-init network saved (whole, pickled) for the children."""
+def torch_source(model, folder: Path, *, allow_pickle: bool = False) -> dict | None:
+    """How a child gets the model's torch form, as data: the .pt2 program beside the ONNX, the
+    .pth given (unpickled there only with ``allow_pickle``, as here), or the in-memory network's
+    state_dict saved in ``folder`` with the architecture that takes it."""
     if model.torch_model is None:
         return None
     program = getattr(model.torch_model, "path", None)
     if program is not None:
         return {"program": str(Path(program).resolve())}
     if model.format == "pth":
-        return {"pth": str(Path(model.source).resolve())}
+        return {"pth": str(Path(model.source).resolve()), "allow_pickle": allow_pickle}
     import torch  # the model was built with torch: it is here
 
-    saved = folder / f"{model.name}.torch.pth"
-    torch.save(model.torch_model(), str(saved))
-    return {"pth": str(saved)}
+    saved = folder / f"{model.name}.state_dict.pth"
+    net = model.torch_model()
+    torch.save(net.state_dict(), str(saved))
+    return {"state_dict": str(saved), "architecture": MOBILENET_V2,
+            "num_classes": model.num_classes}
 
 
 def torch_factory(source: dict | None):
@@ -312,5 +377,15 @@ def torch_factory(source: dict | None):
         return None
     if "program" in source:
         return ExportedProgram(Path(source["program"]))
+    if "state_dict" in source:
+        return lambda: _rebuild(source)
     path = Path(source["pth"])
-    return lambda: load_pth(path)
+    allow = bool(source.get("allow_pickle", False))
+    return lambda: load_pth(path, allow_pickle=allow)
+
+
+def _rebuild(source: dict):
+    torch = _import_torch("the model's saved weights")
+    net = build_architecture(source["architecture"], int(source["num_classes"]))
+    net.load_state_dict(torch.load(source["state_dict"], map_location="cpu", weights_only=True))
+    return net.eval()

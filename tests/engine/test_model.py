@@ -100,19 +100,49 @@ def test_default_model_is_random_mobilenet_exported_with_dynamic_batch(tmp_path,
                                                   other.state_dict().values(), strict=True))
 
 
-def test_pickled_pth_is_loaded_and_exported(tmp_path, torch):
+def test_pickled_pth_is_loaded_and_exported_when_pickles_are_allowed(tmp_path, torch):
     from torchvision.models import mobilenet_v2
 
     net = mobilenet_v2(weights=None, num_classes=11).eval()
     torch.save(net, tmp_path / "food11.pth")  # the whole module, as the tutorial saves it
     staging = tmp_path / "staging"
     staging.mkdir()
-    m = prepare_model(tmp_path / "food11.pth", staging)
+    with pytest.raises(InputError, match="would run code from the file"):
+        prepare_model(tmp_path / "food11.pth", staging)
+    m = prepare_model(tmp_path / "food11.pth", staging, allow_pickle=True)
     assert (m.format, m.random_weights, m.num_classes, m.name) == ("pth", False, 11, "food11")
     _check_export(m.onnx_path, net, torch)
 
 
-def test_state_dict_pth_is_refused_with_advice(tmp_path, torch):
+def test_mobilenet_state_dict_is_taken_as_data(tmp_path, torch):
+    from torchvision.models import mobilenet_v2
+
+    net = mobilenet_v2(weights=None, num_classes=5).eval()
+    torch.save(net.state_dict(), tmp_path / "sd.pth")
+    m = prepare_model(tmp_path / "sd.pth", tmp_path)
+    assert (m.format, m.num_classes) == ("pth", 5)
+    _check_export(m.onnx_path, net, torch)
+
+
+def test_other_state_dicts_and_objects_are_refused_with_advice(tmp_path, torch):
     torch.save({"weight": torch.zeros(2)}, tmp_path / "sd.pth")
-    with pytest.raises(InputError, match="not a model: save the whole module"):
+    with pytest.raises(InputError, match="not torchvision's MobileNetV2"):
         prepare_model(tmp_path / "sd.pth", tmp_path)
+    torch.save(7, tmp_path / "int.pth")
+    with pytest.raises(InputError, match="holds a int, not a model"):
+        prepare_model(tmp_path / "int.pth", tmp_path)
+
+
+def test_workers_rebuild_the_random_network_from_its_weights_as_data(tmp_path, torch):
+    from servebench_engine.model import torch_factory, torch_source
+
+    m = prepare_model(None, tmp_path)
+    source = torch_source(m, tmp_path)
+    assert set(source) == {"state_dict", "architecture", "num_classes"}
+    # Plain weights: the safe unpickler reads them.
+    assert all(isinstance(v, torch.Tensor)
+               for v in torch.load(source["state_dict"], weights_only=True).values())
+    rebuilt, original = torch_factory(source)(), m.torch_model()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), original(x))

@@ -30,6 +30,11 @@ def test_eager_serves_the_saved_model(variant_context):
     np.testing.assert_allclose(logits, _onnx_logits(variant_context, batch), rtol=1e-3, atol=1e-4)
     assert served.model_path.suffix == ".pth" and served.model_path.stat().st_size > 8_000_000
     assert served.info["threads"] == 2
+    # Weights only, read back as data: nothing in the file needs the full unpickler.
+    import torch
+    assert served.info["served_as"] == "state_dict"
+    assert all(isinstance(v, torch.Tensor)
+               for v in torch.load(served.model_path, weights_only=True).values())
 
 
 @pytest.mark.parametrize("variant", [TorchEager(), TorchCompile()], ids=lambda v: v.id)

@@ -1,7 +1,8 @@
 """PyTorch variants: eager and torch.compile (Inductor) on the CPU.
 
-``prepare`` saves the module the way the tutorial saves its ``.pth`` (the whole pickled model),
-so ``load`` reads the served model from disk like a fresh server would, and the model's size on
+``prepare`` saves the module's weights (its state_dict) and ``load`` builds the architecture and
+reads those weights back as data (``weights_only=True``), as a server that follows PyTorch's
+advice does: the served model comes from disk like a fresh server's, and the model's size on
 disk is that file's size. A model that came as a ``torch.export`` program (a node's prepared
 .pt2, model.ExportedProgram) is served from a copy of that archive instead: it needs torch only.
 """
@@ -54,7 +55,8 @@ class _TorchVariant(Variant):
         program = getattr(ctx.torch_model, "path", None)
         self._saved = ctx.workdir / f"{self.id}{'.pt2' if program is not None else '.pth'}"
         # The saved module follows from the model (its ONNX form names it) and the torch.
-        key = reuse.source_key(self.id, program or ctx.model_onnx, torch=torch.__version__)
+        key = reuse.source_key(self.id, program or ctx.model_onnx, torch=torch.__version__,
+                               saved="program" if program is not None else "state_dict")
         self.reused = reuse.reusable(self._saved, key) is not None
         if self.reused:
             return
@@ -62,7 +64,7 @@ class _TorchVariant(Variant):
         if program is not None:
             shutil.copyfile(program, self._saved)
         else:
-            torch.save(ctx.torch_model(), self._saved)
+            torch.save(ctx.torch_model().state_dict(), self._saved)
         reuse.remember(self._saved, key, {})
 
     def _load_module(self, ctx: "Context"):
@@ -71,15 +73,14 @@ class _TorchVariant(Variant):
             raise RuntimeError(f"{self.id}: load() before prepare() saved the model")
         if self._saved.suffix == ".pt2":
             return torch, torch.export.load(str(self._saved)).module()
-        # The file is the one prepare() just wrote from the user's own model: unpickling it is
-        # no more trust than loading their .pth was.
-        module = torch.load(self._saved, weights_only=False, map_location="cpu")
+        module = ctx.torch_model()
+        module.load_state_dict(torch.load(self._saved, weights_only=True, map_location="cpu"))
         return torch, module.eval()
 
     def _info(self, torch) -> dict[str, Any]:
         return {"torch": torch.__version__, "threads": torch.get_num_threads(),
                 "served_as": "torch.export program" if self._saved and self._saved.suffix == ".pt2"
-                else "pickled module"}
+                else "state_dict"}
 
 
 class TorchEager(_TorchVariant):
