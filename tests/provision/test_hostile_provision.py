@@ -125,3 +125,141 @@ def test_a_wrong_password_gets_the_password_hint(cli: Cli):
     line = error_line(result)
     assert "credentials rejected" in line and "OS_PASSWORD" in line, line
     assert "application credentials" not in line
+
+
+# -- issue 17, item 10: chi-down deletes only the files chi-up wrote for that deployment --------
+
+def _victims(cli: Cli, tmp_path, case: str) -> dict[str, str]:
+    """Files a tampered state file could name instead of the deployment's own, by case."""
+    folder = tmp_path / "victims"
+    folder.mkdir()
+    if case == "passwd_like":
+        inventory = folder / "passwd"
+        inventory.write_text("root:x:0:0:root:/root:/bin/bash\n")
+        known_hosts = folder / "shadow"
+        known_hosts.write_text("root:*:19000:0:99999:7:::\n")
+    else:  # another deployment's files, as chi-up writes them
+        from servebench.provision import inventory as inventory_mod
+
+        host = inventory_mod.Host("node-serve-other", "127.0.0.9", 22, "cc", folder / "key",
+                                  "CHI@UC", "2026-12-04T20:00", "server", has_gpu=True)
+        known_hosts = folder / "known_hosts-serve_other"
+        known_hosts.write_text("127.0.0.9 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExample\n")
+        inventory = inventory_mod.write(folder / "chi_serve_other.yml", "serve_other", [host],
+                                        known_hosts)
+    return {"inventory": str(inventory), "known_hosts": str(known_hosts)}
+
+
+@pytest.mark.parametrize("case", ["passwd_like", "other_deployment"])
+def test_chi_down_keeps_files_its_state_names_but_chi_up_did_not_write(cli: Cli, tmp_path, case):
+    name = f"serve_files_{case}"
+    assert cli.up("tacc", name).exit_code == 0
+    own_known_hosts = cli.workdir / ".servebench" / f"known_hosts-{name}"
+    victims = _victims(cli, tmp_path, case)
+    before = {path: open(path, "rb").read() for path in victims.values()}
+    state_path = cli.state_file(name)
+    state = json.loads(state_path.read_text())
+    state.update(victims)
+    state_path.write_text(json.dumps(state))
+
+    down = cli.down("--name", name)
+    assert down.exit_code == 0, down.output
+    for path, content in before.items():
+        assert open(path, "rb").read() == content, f"{path} was changed or deleted"
+        assert f"kept {path}" in down.output, down.output
+    assert "so not a file chi-up wrote for" in down.output
+    assert not state_path.exists() and not own_known_hosts.exists()
+    assert not cli.fake.leaked()
+
+
+# -- issue 17, item 11: provisioning input errors stay user errors -----------------------------
+
+def one_line_error(result, code: int) -> str:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output and not isinstance(
+        result.exception, (TypeError, KeyError, UnicodeDecodeError, AttributeError)), result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+def test_a_binary_openrc_is_a_usage_error(cli: Cli, tmp_path):
+    openrc = tmp_path / "openrc.bin"
+    openrc.write_bytes(bytes(range(256)) * 8)
+    line = one_line_error(cli.up("tacc", "serve_openrc", "--dry-run", "--openrc", str(openrc)), 2)
+    assert "is not a text file" in line and str(openrc) in line, line
+    assert not cli.fake.requests_to("POST", r"/leases$")
+
+
+MALFORMED = [(command, case) for command in ("chi-down", "chi-status")
+             for case in ("identity_string", "identity_empty", "no_name")]
+
+
+@pytest.mark.parametrize("command, case", MALFORMED, ids=[
+    "chi-down-identity_string", "chi-down-identity_empty", "chi-down-no_name",
+    "chi-status-identity_string", "chi-status-identity_empty", "chi-status-no_name"])
+def test_a_malformed_state_file_is_exit_3_in_one_line(tmp_path, monkeypatch, case, command):
+    from click.testing import CliRunner
+
+    from servebench.provision.cli import chi_down, chi_status
+
+    monkeypatch.chdir(tmp_path)
+    state = {"version": 1, "name": "serve_bad", "resources": [],
+             "identity": {"site": "tacc", "region": "CHI@TACC", "auth_url": "http://127.0.0.1:9/v3",
+                          "project_id": "p"}}
+    if case == "identity_string":
+        state["identity"] = "x"
+    elif case == "identity_empty":
+        state["identity"] = {}
+    else:
+        del state["name"]
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(state))
+    result = CliRunner().invoke({"chi-down": chi_down, "chi-status": chi_status}[command],
+                                ["--state", str(path)])
+    line = one_line_error(result, 3)
+    assert f"state file {path} is malformed" in line, line
+    assert path.exists()
+
+
+NOT_FINITE = [(option, value, words) for option in ("--wait-timeout", "--http-timeout")
+              for value, words in (("nan", "'nan' is not a finite number of seconds"),
+                                   ("-nan", "'-nan' is not a finite number of seconds"),
+                                   ("inf", "not in the range"))]
+
+
+@pytest.mark.parametrize("option, value, words", NOT_FINITE, ids=[
+    "wait-nan", "wait-minus_nan", "wait-inf", "http-nan", "http-minus_nan", "http-inf"])
+def test_a_time_out_that_is_not_a_finite_number_is_refused(tmp_path, monkeypatch, option, value,
+                                                           words):
+    from click.testing import CliRunner
+
+    from servebench.provision.cli import chi_up
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(chi_up, ["--site", "tacc", "--dry-run", option, value])
+    line = one_line_error(result, 2)
+    assert words in line and option in line, line
+
+
+def test_a_checkout_path_with_a_space_gives_an_inventory_ssh_and_ansible_can_use(
+        fake_chameleon, tmp_path, monkeypatch):
+    """The inventory's UserKnownHostsFile is quoted for Ansible (which shlex-splits the SSH
+    arguments) and for ssh (which splits the file list at spaces): a real Ansible ping over real
+    SSH through it pins the host key in the file under the path with spaces."""
+    workdir = tmp_path / "my checkout" / "with spaces"
+    workdir.mkdir(parents=True)
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("SERVEBENCH_POLL_INTERVAL", "0.05")
+    monkeypatch.delenv("OS_KEYPAIR_PRIVATE_KEY", raising=False)
+    cli = Cli(fake_chameleon, workdir)
+    name = "serve_spaces"
+    assert cli.up("tacc", name).exit_code == 0, cli.outputs[-1]
+    known_hosts = workdir / ".servebench" / f"known_hosts-{name}"
+    known_hosts.unlink(missing_ok=True)
+    ping = cli.ping(cli.inventory(name))
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    assert "pong" in ping.stdout, ping.stdout
+    assert known_hosts.is_file() and "ssh-" in known_hosts.read_text()
+    assert cli.down("--name", name).exit_code == 0
+    assert not known_hosts.exists() and not cli.fake.leaked()

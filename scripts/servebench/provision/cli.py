@@ -17,6 +17,7 @@ import contextlib
 import functools
 import getpass
 import logging
+import math
 import os
 import warnings
 from datetime import datetime, timezone
@@ -27,9 +28,9 @@ import click
 from servebench.command import OneLineCommand, sigterm_raises
 from servebench.errors import ProvisionError, ServebenchError, StateError, UsageError
 
-from . import credentials, lease, state as state_mod
+from . import credentials, deployment_files, lease, state as state_mod
 from .cloud import connect, failure
-from .inventory import default_path as inventory_default
+from .inventory import default_path as inventory_default, ssh_common_args as inventory_ssh_args
 from .sites import SITES, get_site
 from .ssh import load_key
 from .status import report
@@ -97,14 +98,27 @@ def _guarded(body):
 
 # -- shared options --------------------------------------------------------------------------
 
+class _Seconds(click.FloatRange):
+    """A FloatRange that refuses NaN: every comparison with NaN is false, so Click's own bounds
+    let it through, and a wait whose deadline is NaN never ends."""
+
+    name = "seconds"
+
+    def convert(self, value, param, ctx):
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return seconds
+
+
 def _credential_options(fn):
     fn = click.option("--openrc", type=click.Path(path_type=Path, dir_okay=False),
                       help="Read OS_* settings from this openrc / application-credential file "
                            "(not executed; values already in the environment fill its $VARs).")(fn)
     fn = click.option("--project", help="Chameleon project name; default OS_PROJECT_NAME.")(fn)
-    fn = click.option("--http-timeout", type=click.FloatRange(1, 600), default=60, show_default=True,
+    fn = click.option("--http-timeout", type=_Seconds(1, 600), default=60, show_default=True,
                       help="Seconds any one request to the testbed may take.")(fn)
-    fn = click.option("--wait-timeout", type=click.FloatRange(1, 86400),
+    fn = click.option("--wait-timeout", type=_Seconds(1, 86400),
                       help="Seconds each wait may take (lease start, boot, SSH, deletion); by "
                            "default 10 min for the lease, 30 for bare metal, 15 for a container, "
                            "10 for SSH, 15 for deletion.")(fn)
@@ -223,6 +237,8 @@ def chi_up(console: _Console, site, name, start, duration, start_on_hour, end_be
         state_path=(state_path or state_mod.default_path(name)).absolute(),
         inventory_path=(inventory_path or inventory_default(name)).absolute(),
         waits=_waits(wait_timeout))
+    # A path SSH cannot take is refused now, not after the node is made.
+    inventory_ssh_args(deployment_files.known_hosts_path(plan.state_path, name))
     identity = _connect(console, site, openrc, project, http_timeout)
     if dry_run:
         try:
@@ -285,7 +301,11 @@ def _down_from_state(console: _Console, path: Path, site, openrc, project, http_
     console.say(f"removing {state.name} at {identity.region}")
     result = teardown(list(state.resources), state.name, waits["teardown"], console.say, state)
     if not result.left:
-        _remove_files(state)
+        recorded = state.data.get("inventory")
+        deployment_files.remove(state.name, console.say, state_path=path,
+                                inventory_path=Path(recorded) if recorded else None,
+                                recorded_known_hosts=state.data.get("known_hosts"))
+        state.delete()
     require_clean(result, state.name, identity.region, console.say)
 
 
@@ -300,15 +320,9 @@ def _down_by_name(console: _Console, name: str, site, openrc, project, http_time
                 f"({len(found)} found)")
     result = teardown(found, name, waits["teardown"], console.say)
     if not result.left:
-        inventory_default(name).unlink(missing_ok=True)
+        deployment_files.remove(name, console.say, inventory_path=inventory_default(name),
+                                state_path=state_mod.default_path(name))
     require_clean(result, name, identity.region, console.say)
-
-
-def _remove_files(state: state_mod.State) -> None:
-    for key in ("inventory", "known_hosts"):
-        if state.data.get(key):
-            Path(state.data[key]).unlink(missing_ok=True)
-    state.delete()
 
 
 # -- chi-status ------------------------------------------------------------------------------

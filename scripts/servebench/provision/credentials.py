@@ -42,6 +42,8 @@ REQUIRED: dict[str, list] = {
 _ALIASES = {"password": "v3password", "token": "v3token",
             "applicationcredential": "v3applicationcredential",
             "v3applicationcredentials": "v3applicationcredential"}
+# An openrc is a few dozen lines; a bigger file is something else (and is not read whole).
+_MAX_OPENRC_BYTES = 64 * 1024
 # Redacting very short values would mangle ordinary words ("none" is a common client secret).
 _MIN_REDACT_LEN = 6
 
@@ -68,9 +70,23 @@ def read_openrc(path: Path, env: Mapping[str, str]) -> dict[str, str]:
     a value already in the environment is kept.
     """
     try:
-        text = path.read_text()
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_OPENRC_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"cannot read openrc file {path}: {exc.strerror}") from None
+    not_openrc = "pass the openrc or application-credential file Chameleon gave you"
+    if len(data) > _MAX_OPENRC_BYTES:
+        raise UsageError(f"openrc file {path} is over {_MAX_OPENRC_BYTES // 1024} KiB: "
+                         "not an openrc file", hint=not_openrc)
+    offset = data.find(b"\0")  # valid UTF-8, yet no text file holds one
+    if offset < 0:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            offset = exc.start
+    if offset >= 0:
+        raise UsageError(f"openrc file {path} is not a text file (byte {offset} is not text)",
+                         hint=not_openrc)
     values: dict[str, str] = {}
     for line in text.splitlines():
         match = re.match(r"\s*(?:export\s+)?(OS_[A-Z0-9_]+)=(.*)$", line)

@@ -26,14 +26,14 @@ MAX_DURATION = timedelta(days=7)           # Chameleon's longest lease
 _DURATION_RE = re.compile(
     r"^\s*(?:(?P<d>\d+(?:\.\d+)?)\s*d)?\s*(?:(?P<h>\d+(?:\.\d+)?)\s*h)?\s*(?:(?P<m>\d+)\s*m(?:in)?)?\s*$",
     re.IGNORECASE)
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # fullmatch: "$" would let a "\n" end it
 
 
 # ---------------------------------------------------------------------------------------------
 # Pure parts: names, durations, windows.
 
 def validate_name(name: str) -> str:
-    if not _NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise UsageError(f"bad --name {name!r}: use up to 64 letters, digits, '_', '.' or '-'")
     return name
 

@@ -93,6 +93,67 @@ class Identity:
         return f"project {project} at {self.region} ({self.auth_url})"
 
 
+def _show(value) -> str:
+    """A value from a bad state file, short enough for one line."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _fields_problem(where: str, record, fields: dict, required: set[str]) -> str | None:
+    """What is wrong with ``record`` (a dict of ``fields``: name -> accepted types), if anything."""
+    if not isinstance(record, dict):
+        return f"{where} is {_show(record)}, not a mapping"
+    missing = sorted(required - set(record))
+    if missing:
+        return f"{where} has no {missing[0]}"
+    for key, value in record.items():
+        # No field is a bool, and bool is an int to isinstance: a port of `true` is refused.
+        if key in fields and (isinstance(value, bool) or not isinstance(value, fields[key])):
+            return f"{where}.{key} is {_show(value)}"
+    return None
+
+
+_IDENTITY = {"site": str, "region": str, "auth_url": str, "project_id": str,
+             "project_name": (str, type(None))}
+_RESOURCE = {"kind": str, "name": (str, type(None)), "id": (str, type(None)), "run": str,
+             "address": (str, type(None))}
+_SSH = {"host": str, "user": str, "port": int, "key": str}
+
+
+def _problem(data: dict) -> str | None:
+    """Why ``data`` cannot be a state file chi-up wrote: every field the commands read is
+    checked here, so a hand-edited or hostile file is one line (exit 3), never a TypeError."""
+    from .lease import NAME_RE
+    from .sites import SITES
+
+    name = data.get("name")
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        return f"name is {_show(name)}, not a deployment name" if "name" in data else "no name"
+    identity = data["identity"]
+    problem = _fields_problem("identity", identity, _IDENTITY, set(_IDENTITY) - {"project_name"})
+    if problem:
+        return problem
+    if set(identity) - set(_IDENTITY):
+        return f"identity has unknown field {sorted(set(identity) - set(_IDENTITY))[0]!r}"
+    if identity["site"] not in SITES:
+        return f"identity.site is {_show(identity['site'])}, not one of {', '.join(SITES)}"
+    resources = data.get("resources")
+    if not isinstance(resources, list):
+        return f"resources is {_show(resources)}, not a list"
+    for i, entry in enumerate(resources):
+        problem = _fields_problem(f"resources[{i}]", entry, _RESOURCE, {"kind", "name"})
+        if problem:
+            return problem
+        if entry["kind"] not in KINDS:
+            return f"resources[{i}].kind is {_show(entry['kind'])}, not one of {', '.join(KINDS)}"
+    for key in ("inventory", "known_hosts"):
+        if key in data and not isinstance(data[key], str):
+            return f"{key} is {_show(data[key])}, not a path"
+    if "ssh" in data:
+        return _fields_problem("ssh", data["ssh"], _SSH, set(_SSH))
+    return None
+
+
 class State:
     def __init__(self, path: Path, data: dict):
         self.path = path
@@ -121,6 +182,10 @@ class State:
                              hint="fix or remove it; chi-down --name NAME --site SITE works without it") from None
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION or "identity" not in data:
             raise StateError(f"{path} is not a servebench state file (version {STATE_VERSION})")
+        problem = _problem(data)
+        if problem:
+            raise StateError(f"state file {path} is malformed: {problem}",
+                             hint="fix or remove it; chi-down --name NAME --site SITE works without it")
         return cls(path, data)
 
     def save(self) -> None:

@@ -20,7 +20,7 @@ from typing import Callable
 from servebench.errors import (Interrupted, ProvisionError, ServebenchError, StateError,
                                Terminated, TerminatedError)
 
-from . import container, floating_ip, inventory, lease, server
+from . import container, deployment_files, floating_ip, inventory, lease, server
 from .cloud import failure
 from .sites import GPU_NODE_TYPES, Site
 from .ssh import SshTarget, run_command, wait_ssh
@@ -158,7 +158,7 @@ class Provisioner:
             self._do("bootstrapping SSH in the container", container.bootstrap_ssh,
                      instance_id, plan.public_key, self.say, timeout_s=plan.waits["ssh"])
             # A rebuilt file system has new host keys: the pinned one would refuse it.
-            (plan.state_path.parent / f"known_hosts-{plan.name}").unlink(missing_ok=True)
+            deployment_files.known_hosts_path(plan.state_path, plan.name).unlink(missing_ok=True)
         self.step = f"waiting for SSH on {target.describe()}"
         self.say(self.step)
         wait_ssh(target, plan.waits["ssh"], self.say)
@@ -291,14 +291,14 @@ class Provisioner:
 
     def write_inventory(self, fip: floating_ip.FloatingIp, lease_end: datetime) -> None:
         plan = self.plan
-        known_hosts = plan.state_path.parent / f"known_hosts-{plan.name}"
+        known_hosts = deployment_files.known_hosts_path(plan.state_path, plan.name)
         host = inventory.Host(
             name=plan.node, address=fip.address, port=plan.ssh_port, user=plan.ssh_user,
             key=plan.key, site=plan.site.region, lease_end=lease_end.isoformat(timespec="minutes"),
             kind="container" if plan.site.is_edge else "server", has_gpu=plan.has_gpu)
-        path = inventory.write(plan.inventory_path, plan.name, [host], known_hosts.resolve())
+        path = inventory.write(plan.inventory_path, plan.name, [host], known_hosts)
         self.state.set("inventory", str(path))
-        self.state.set("known_hosts", str(known_hosts.resolve()))
+        self.state.set("known_hosts", str(known_hosts))
         self.state.set("ssh", {"host": fip.address, "user": plan.ssh_user, "port": plan.ssh_port,
                                "key": str(plan.key)})
         self.say(f"ready: {plan.node} at {plan.ssh_user}@{fip.address}, lease ends "
