@@ -440,3 +440,20 @@ def test_poll_threads_count_every_wrap_of_a_small_counter():
     assert fig["sources"][0]["samples"] > 20
     assert fig["joules"] == pytest.approx(2.0 * fig["window_s"], rel=0.02)
     assert fig["mean_watts"] == pytest.approx(2.0, rel=0.02)
+
+
+def test_module_prints_what_this_node_can_measure():
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "servebench_engine.energy", "0.05"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert set(out["unavailable"]) | set((out["source"] or "").split("+")) - {""} >= {
+        "rapl", "nvml", "pi5-pmic", "ipmi-dcmi"}
+    if out["source"] is None:
+        assert out["idle"]["watts"] is None and "no energy source" in out["idle"]["reason"]
+    bad = subprocess.run([sys.executable, "-m", "servebench_engine.energy", "nan"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and not bad.stdout
