@@ -32,7 +32,7 @@ import click
 from .command import OneLineCommand
 from .errors import OutputError, ServebenchError, UsageError
 from .files import write_private
-from .schema import SCHEMA_VERSION, problem, version_problem
+from .schema import HOST_KINDS, SCHEMA_VERSION, problem, version_problem
 
 RUNS_DIR = "runs"
 SUITE_FILE = "suite.json"
@@ -89,11 +89,28 @@ def merge_suites(suites: list[tuple[str, dict]]) -> dict:
 
 def host_status(host: dict, has_results: bool, problems: list[str]) -> dict:
     failure = host.get("failure") or {}
-    reason = failure.get("reason") or "; ".join(problems) or (
+    kind = host.get("kind") or "unknown"
+    if kind not in HOST_KINDS:
+        # The plan checks kinds; one that slips through fails its host here, not the collect.
+        problems = [f"host_kind {ascii(kind)[:60]} is not one of "
+                    f"{', '.join(HOST_KINDS)}: set host_kind in the inventory"] + problems
+        kind = "unknown"
+    reason = "; ".join(filter(None, [failure.get("reason"), *problems])) or (
         None if has_results else "no results were collected from this host")
-    return {"host": host["host"], "kind": host.get("kind") or "unknown",
+    return {"host": host["host"], "kind": kind,
             "status": "failed" if failure or problems or not has_results else "ok",
             "stage": failure.get("stage"), "reason": reason}
+
+
+def _refused(run_dir: Path, name: str) -> str | None:
+    """Why a host's folder must be neither read nor written, or None: every write stays inside
+    the run folder, never through a link or up out of it."""
+    if name in (".", "..") or "/" in name or "\0" in name:
+        return f"host name {ascii(name)[:80]} is not a folder name: nothing collected for it"
+    if (run_dir / name).is_symlink():
+        return (f"{name}/ in the run folder is a symlink: refused, nothing is read or written "
+                "through a link")
+    return None
 
 
 def _git_revision(repo: str) -> str | None:
@@ -122,7 +139,8 @@ def _check_plan(plan: Any) -> dict:
     missing = [key for key in _PLAN_KEYS if key not in plan]
     if missing:
         raise UsageError(f"the plan on stdin lacks {', '.join(missing)}")
-    if not all(isinstance(h, dict) and h.get("host") for h in plan["hosts"]):
+    if not all(isinstance(h, dict) and h.get("host") and isinstance(h["host"], str)
+               for h in plan["hosts"]):
         raise UsageError("the plan's hosts must each be an object with a host name")
     return plan
 
@@ -132,6 +150,10 @@ def collect(run_dir: Path, plan: dict) -> dict:
     plan = _check_plan(plan)
     statuses, collected_any = [], False
     for host in plan["hosts"]:
+        refused = _refused(run_dir, host["host"])
+        if refused:
+            statuses.append(host_status(host, False, [refused]))
+            continue
         host_dir = run_dir / host["host"]
         suites, problems = read_suites(host_dir)
         if suites:
@@ -166,6 +188,10 @@ def collect(run_dir: Path, plan: dict) -> dict:
 def _point_latest(run_dir: Path) -> None:
     """results/latest -> <run-id>, replaced in one rename (a reader never finds it missing)."""
     latest = run_dir.parent / LATEST
+    if latest.exists() and not latest.is_symlink():
+        raise OutputError(f"{latest} is a real folder or file, not the link servebench keeps: "
+                          f"left as it is, and not pointed at {run_dir.name} (the run's files "
+                          "are written)", hint=f"move {latest} away, then collect again")
     tmp = run_dir.parent / f".{LATEST}.{os.getpid()}"
     try:
         tmp.unlink(missing_ok=True)

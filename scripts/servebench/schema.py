@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ def _schema() -> dict[str, Any]:
 
 
 SCHEMA_VERSION: int = _schema()["$defs"]["schema_version"]["const"]
+HOST_KINDS: tuple[str, ...] = tuple(_schema()["$defs"]["host_kind"]["enum"])
 
 
 @functools.cache
@@ -29,6 +31,24 @@ def _validator(kind: str) -> jsonschema.Draft202012Validator:
         raise ValueError(f"no schema for {kind!r} (one of {', '.join(KINDS)})")
     schema = {"$ref": f"#/$defs/{kind}", **_schema()}
     return jsonschema.Draft202012Validator(schema)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number (JSON has no NaN or Infinity)")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is too large for a number")
+    return value
+
+
+def loads(text: str) -> Any:
+    """json.loads without what Python's json reads but JSON does not allow: NaN, Infinity and
+    numbers that overflow a float raise ValueError, where a file is read, so no figure of a run
+    is ever non-finite."""
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
 
 
 def problem(kind: str, doc: Any) -> str | None:

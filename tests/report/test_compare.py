@@ -100,10 +100,14 @@ def test_monte_carlo_false_alarm_and_detection_rates():
 def test_one_repeat_each_is_a_bootstrap_that_never_gates(tmp_path, report):
     a = _run(tmp_path, "A", 1.0, scales=(1.0,))
     b = _run(tmp_path, "B", 1.2, scales=(1.0,))
-    result = report("--compare", a, b, "--fail-above", "5%")
+    result = report("--compare", a, b)
     assert result.exit_code == 0, result.output            # within-process noise only
     assert result.stdout.count(f": {SLOWER}") == 2
     assert "not gated" in (b / "compare" / "compare.md").read_text()
+    # A gate over rows it never gates would pass whatever they show: it fails closed.
+    gated = report("--compare", a, b, "--fail-above", "5%")
+    assert gated.exit_code == ExitCode.USAGE, gated.output
+    assert "error: gate: nothing to gate: 2 row(s) compared, all from one repeat" in gated.stderr
 
 
 def test_bootstrap_interval_of_one_repeat_each():

@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +35,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputError, RegressionError, UsageError
+from ..files import move_into, open_own_folder
 from . import formatting as fmt
 from .load import Host, Record, Run
 from .plots import compare_plot
+from .student_t import t_quantile
 from .render import flatten, md_cell
 
 CONFIDENCE = 0.95
@@ -44,55 +48,6 @@ BOOTSTRAP_SEED = 12
 SLOWER, FASTER, SAME = "slower", "faster", "no significant change"
 # Environment keys that differ between any two runs and explain nothing.
 _ENV_IGNORED = {"time"}
-
-
-# ---- Student's t without scipy ---------------------------------------------------------------
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the regularised incomplete beta (modified Lentz)."""
-    tiny, qab, qap, qam = 1e-300, a + b, a + 1, a - 1
-    c, d = 1.0, 1 - qab * x / qap
-    d = 1 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 400):
-        for num in (m * (b - m) * x / ((qam + 2 * m) * (a + 2 * m)),
-                    -(a + m) * (qab + m) * x / ((a + 2 * m) * (qap + 2 * m))):
-            d = 1 + num * d
-            d = 1 / (d if abs(d) > tiny else tiny)
-            c = 1 + num / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1) < 1e-15:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    if x <= 0 or x >= 1:
-        return 0.0 if x <= 0 else 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                     + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1) / (a + b + 2):
-        return front * _betacf(a, b, x) / a
-    return 1 - front * _betacf(b, a, 1 - x) / b
-
-
-def t_cdf(t: float, df: float) -> float:
-    tail = 0.5 * _betainc(df / 2, 0.5, df / (df + t * t))
-    return 1 - tail if t >= 0 else tail
-
-
-def t_quantile(p: float, df: float) -> float:
-    """The p quantile (0.5 < p < 1) of Student's t with ``df`` (> 0, fractional allowed)."""
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, df) < p:
-        lo, hi = hi, hi * 2
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
-        if hi - lo < 1e-12 * hi:
-            break
-    return (lo + hi) / 2
 
 
 # ---- the ratio of medians ---------------------------------------------------------------------
@@ -147,8 +102,20 @@ def _bootstrap(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[
 
 
 def ratio_of_medians(a: dict, b: dict, rng: np.random.Generator | None = None) -> Ratio:
-    """B / A of the median latency of two records, with its 95 % interval (module docstring)."""
+    """B / A of the median latency of two records, with its 95 % interval (module docstring);
+    ValueError when a median is not a positive finite number, or the ratio is not finite."""
+    ratio = _ratio(a, b, rng)
+    if not all(math.isfinite(x) and x > 0 for x in (ratio.estimate, *ratio.ci)):
+        raise ValueError(f"B/A {ratio.estimate:g} [{ratio.ci[0]:g}, {ratio.ci[1]:g}] is not a "
+                         "finite positive ratio")
+    return ratio
+
+
+def _ratio(a: dict, b: dict, rng: np.random.Generator | None) -> Ratio:
     ma, mb = repeat_medians(a), repeat_medians(b)
+    for side, medians in (("A", ma), ("B", mb)):
+        if not all(math.isfinite(m) and m > 0 for m in medians):
+            raise ValueError(f"{side} has a repeat median of {min(medians):g} ms: no ratio to it")
     if len(ma) == 1 and len(mb) == 1:
         sa, sb = np.concatenate(repeat_samples(a)), np.concatenate(repeat_samples(b))
         if len(sa) == 0 or len(sb) == 0:
@@ -189,6 +156,8 @@ class Row:
     p50_b: float | None
     ratio: Ratio | None
     note: str | None                      # why there is no ratio
+    # Both runs have the row, yet it has no ratio where one was due: the gate cannot pass it.
+    unjudged: bool = False
 
     @property
     def label(self) -> str:
@@ -222,7 +191,12 @@ def _host_pairs(a: Run, b: Run) -> tuple[list[tuple[Host, Host]], list[str]]:
 
 
 def _by_key(host: Host) -> dict[tuple[str, str], Record]:
-    return {(r.model or "?", r.variant): r for r in host.records if r.status != "unreadable"}
+    # An unreadable record stays where its model is known (from its file, or the host's one
+    # model): its row says why it is not compared, and the gate does not pass it.
+    models = {r.model for r in host.records if r.model}
+    only = models.pop() if len(models) == 1 else None
+    return {(r.model or only or "?", r.variant): r for r in host.records
+            if r.status != "unreadable" or r.model or only}
 
 
 def _p50(rec: Record | None) -> float | None:
@@ -235,13 +209,19 @@ def _row(key: tuple[str, str], ha: Host, hb: Host, ra: Record | None, rb: Record
     if ra is None or rb is None:
         note = f"only in run {'B' if ra is None else 'A'}"
     elif not (ra.ok and rb.ok):
-        note = f"not comparable: A {ra.status}, B {rb.status}"
+        why = "; ".join(f"{side}: {r.reason}" for side, r in (("A", ra), ("B", rb))
+                        if r.status == "unreadable")
+        note = f"not comparable: A {ra.status}, B {rb.status}" + (f" ({why})" if why else "")
     else:
         try:
             ratio = ratio_of_medians(ra.data, rb.data)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             note = f"not comparable: {exc}"
-    return Row(key[0], key[1], ha.name, hb.name, _p50(ra), _p50(rb), ratio, note)
+    # A baseline that ran (or a record that cannot be read) with no ratio: unjudged, never
+    # passed. Only a variant that did not run in A, and now runs in B, owes no ratio.
+    unjudged = (ra is not None and rb is not None and ratio is None
+                and (ra.ok or "unreadable" in (ra.status, rb.status)))
+    return Row(key[0], key[1], ha.name, hb.name, _p50(ra), _p50(rb), ratio, note, unjudged)
 
 
 def environment_differences(ha: Host, hb: Host) -> tuple[tuple[str, str, str], ...]:
@@ -336,33 +316,57 @@ def markdown(c: Comparison, threshold: float | None, plot: str | None) -> str:
 
 
 def write_comparison(c: Comparison, out_dir: Path, threshold: float | None) -> list[Path]:
-    """compare.md and compare.png into ``out_dir``, each renamed into place when whole."""
+    """compare.md and compare.png into ``out_dir``, each renamed into place when whole (a
+    compare.png with nothing to draw is removed). ``out_dir`` itself is never a symlink: it is
+    written only through a descriptor of the real folder (files.open_own_folder)."""
     out_dir = Path(out_dir)
+    names = ("compare.md", "compare.png")
+    staging = None
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        png = out_dir / "compare.png"
-        tmp_png = out_dir / ".compare.png.tmp"
-        drawn = compare_plot(c, threshold, tmp_png)
-        md = out_dir / "compare.md"
-        tmp_md = out_dir / ".compare.md.tmp"
-        tmp_md.write_text(markdown(c, threshold, png.name if drawn else None), encoding="utf-8")
-        if drawn:
-            os.replace(tmp_png, png)
-        os.replace(tmp_md, md)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        folder = open_own_folder(out_dir)
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=".compare-", dir=out_dir))
+            drawn = compare_plot(c, threshold, staging / names[1])
+            (staging / names[0]).write_text(markdown(c, threshold, names[1] if drawn else None),
+                                            encoding="utf-8")
+            move_into(staging, folder, names)
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            os.close(folder)
     except OSError as exc:
         raise OutputError(f"cannot write the comparison into {out_dir}: {exc.strerror or exc}",
                           hint="pass --out a writable folder") from None
-    return [md] + ([png] if drawn else [])
+    return [out_dir / names[0]] + ([out_dir / names[1]] if drawn else [])
 
 
 def gate(c: Comparison, threshold: float) -> None:
-    """Raise RegressionError (exit 6) naming every gated significant slowdown over threshold."""
+    """Raise RegressionError (exit 6) naming every gated significant slowdown over threshold.
+    The gate fails closed: when it judged nothing, or a row both runs have could not be judged
+    (no finite ratio, an unreadable record, a baseline that ran but B did not), it raises
+    UsageError (exit 2: the two runs cannot be gated as they are), never a pass."""
     bad = regressions(c, threshold)
     if bad:
         listed = "; ".join(f"{r.label} x{r.ratio.estimate:.3f} [{r.ratio.ci[0]:.3f}, "
                            f"{r.ratio.ci[1]:.3f}]" for r in bad)
         raise RegressionError(f"{len(bad)} significant slowdown(s) above "
                               f"{threshold * 100:g} %: {listed}")
+    unjudged = [r for r in c.rows if r.unjudged]
+    if unjudged:
+        listed = "; ".join(f"{r.label}: {r.note}" for r in unjudged[:5])
+        more = f"; and {len(unjudged) - 5} more" if len(unjudged) > 5 else ""
+        raise UsageError(f"gate: {len(unjudged)} row(s) of both runs could not be judged, so the "
+                         f"gate cannot pass: {listed[:1500]}{more}",
+                         hint="rerun the failed variants, or compare runs that both measured them")
+    if not any(r.ratio and r.ratio.gated for r in c.rows):
+        compared = sum(1 for r in c.rows if r.ratio)
+        why = (f"{compared} row(s) compared, all from one repeat on both sides (never gated)"
+               if compared else f"no model x host x variant of {c.run_a.run_id} (A) is in "
+               f"{c.run_b.run_id} (B) with a result")
+        raise UsageError(f"gate: nothing to gate: {why}",
+                         hint="compare two runs of the same model, variants and hosts, with "
+                              "--repeats 2 or more in at least one")
 
 
 def describe(c: Comparison) -> dict[str, Any]:

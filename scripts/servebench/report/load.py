@@ -11,16 +11,22 @@ happened on every host.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..schema import problem as schema_problem, version_problem
+from ..schema import loads, problem as schema_problem, version_problem
 
 _HOST_FILES = ("host_status.json", "suite.json")
 # Folders of a run that are not hosts.
-_NOT_HOSTS = {"runner", "plots"}
+_NOT_HOSTS = {"runner", "plots", "compare"}
+# The measured figures of a record: all finite and >= 0, or the record is unreadable (a
+# negative size or a NaN p50 is a broken record, never a result to judge or compare).
+FIGURES = ("latency_ms", "batch_latency_ms", "model_size_bytes", "batch_throughput",
+           "single_fps_from_p50", "single_fps_trials", "cold_start_ms", "accuracy", "repeats",
+           "samples")
 
 
 @dataclass
@@ -31,6 +37,7 @@ class Record:
     path: Path
     data: dict[str, Any] = field(default_factory=dict)  # the record as written (empty if unreadable)
     key: str = ""                  # the record key: the variant, or <model>__<variant>
+    model_name: str | None = None  # an unreadable record's model, where its file says
 
     def __post_init__(self) -> None:
         self.key = self.key or self.variant
@@ -43,7 +50,7 @@ class Record:
     def model(self) -> str | None:
         """The model's name (its file stem), or None when the record does not say."""
         model = self.data.get("model")
-        name = model.get("name") if isinstance(model, dict) else None
+        name = model.get("name") if isinstance(model, dict) else self.model_name
         return str(name) if name else None
 
 
@@ -96,13 +103,33 @@ class Run:
 def _read_json(path: Path) -> tuple[Any, str | None]:
     """(document, None) or (None, why it cannot be read)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8")), None
+        return loads(path.read_text(encoding="utf-8")), None
     except FileNotFoundError:
         return None, "missing"
     except (OSError, UnicodeDecodeError) as exc:
         return None, f"cannot read: {exc}"
     except json.JSONDecodeError as exc:
         return None, f"corrupt JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+    except ValueError as exc:  # NaN, Infinity, a number too large (schema.loads)
+        return None, f"not a valid figure: {exc}"
+
+
+def _bad_figure(value: Any, where: str) -> str | None:
+    """Where the first negative or non-finite number under ``value`` is, or None."""
+    if isinstance(value, dict):
+        return next(filter(None, (_bad_figure(v, f"{where}.{k}") for k, v in value.items())),
+                    None)
+    if isinstance(value, list):
+        return next(filter(None, (_bad_figure(v, f"{where}[{i}]") for i, v in enumerate(value))),
+                    None)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        good = math.isfinite(float(value)) and value >= 0
+    except OverflowError:
+        good = False
+    return None if good else (f"{where} is {ascii(value)[:40]}, not a figure (a finite number "
+                              ">= 0): the record is not judged or compared")
 
 
 def _read_valid(path: Path, kind: str, again: str) -> tuple[Any, str | None]:
@@ -118,6 +145,10 @@ def read_record(path: Path) -> Record:
     doc, problem = _read_valid(path, "record", "benchmark the variant again")
     if problem is not None:
         return Record(path.stem, "unreadable", f"{path.name}: {problem}", path)
+    bad = next(filter(None, (_bad_figure(doc.get(k), k) for k in FIGURES)), None)
+    if bad is not None:
+        return Record(doc["variant"], "unreadable", f"{path.name}: {bad}", path, key=path.stem,
+                      model_name=(doc["model"].get("name") or None))
     reason = doc.get("reason")
     if doc.get("error_type") and doc["status"] == "error":
         reason = f"{doc['error_type']}: {reason}"
@@ -174,7 +205,10 @@ def read_host(folder: Path, recollect: str) -> Host:
 
 
 def _is_host_folder(path: Path) -> bool:
-    return path.is_dir() and path.name not in _NOT_HOSTS and any(path.glob("*.json"))
+    # A linked folder is not read: servebench.collect never writes through one (run.json
+    # says why that host failed).
+    return (path.is_dir() and not path.is_symlink() and path.name not in _NOT_HOSTS
+            and any(path.glob("*.json")))
 
 
 def load_run(run_dir: Path) -> Run:
@@ -207,11 +241,13 @@ def load_run(run_dir: Path) -> Run:
         raise UsageError(f"{run_dir} is not a run folder (no run.json, no <host>/host_status.json)",
                          hint="pass results/<run-id> or results/latest")
     hosts = [read_host(p, recollect) for p in host_dirs]
-    present = {h.name for h in hosts} | {p.name for p in resolved.iterdir()}
-    for name in (h["host"] for h in meta.get("hosts", [])):
-        if name not in present:
-            hosts.append(Host(name=name, kind="unknown", status="failed",
-                              reason="run.json lists this host but no results were collected",
+    present = {h.name for h in hosts} | {p.name for p in host_dirs}
+    for entry in meta.get("hosts", []):
+        if entry["host"] not in present:
+            failed = entry["status"] == "failed" and entry["reason"]
+            hosts.append(Host(name=entry["host"], kind=entry["kind"], status="failed",
+                              reason=entry["reason"] if failed else
+                              "run.json lists this host but no results were collected",
                               records=[], notes=[], suite=None))
     if not hosts:
         raise UsageError(f"{run_dir} holds no host results (no <host>/*.json)",

@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 
 from ..errors import OutputError
+from ..files import move_into, open_own_folder
 from . import formatting as fmt
 from .load import Host, Record, Run
 from .plots import PLOT_NAMES, write_plots
@@ -308,14 +309,13 @@ def write_report(run: Run, targets: Targets, out_dir: Path) -> Written:
 
 def _move_into_place(staging: Path, out_dir: Path) -> None:
     """Rename each new file over the old one (atomic per file). Only files this report owns are
-    touched: a plot that has no data this time is removed, anything else in plots/ is left."""
-    final_plots = out_dir / PLOTS_DIR
-    final_plots.mkdir(exist_ok=True)
-    for name in PLOT_NAMES:
-        new = staging / PLOTS_DIR / name
-        if new.exists():
-            os.replace(new, final_plots / name)
-        else:
-            (final_plots / name).unlink(missing_ok=True)
+    touched: a plot that has no data this time is removed, anything else in plots/ is left.
+    plots/ is written only through a descriptor of the real folder: a plots/ that is a symlink
+    is refused (files.open_own_folder), never written through nor emptied."""
+    plots = open_own_folder(out_dir / PLOTS_DIR)
+    try:
+        move_into(staging / PLOTS_DIR, plots, PLOT_NAMES)
+    finally:
+        os.close(plots)
     for name in REPORTS:
         os.replace(staging / name, out_dir / name)
