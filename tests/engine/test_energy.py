@@ -457,3 +457,27 @@ def test_module_prints_what_this_node_can_measure():
     bad = subprocess.run([sys.executable, "-m", "servebench_engine.energy", "nan"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and not bad.stdout
+
+
+def test_sampling_keeps_its_rate_when_a_read_is_slow():
+    """Real time: a reader taking 30 ms, sampled every 50 ms, is sampled every 50 ms (not 80)
+    and the record says so; a constant 5 W integrates to 5 W."""
+    import time
+
+    class SlowPower:
+        name, kind, period_s, poll_s = "pi5-pmic", "power", 0.05, 0.05
+        wrap_j: dict = {}
+        counted = ["VDD_CORE"]
+        detail: dict = {}
+
+        def read(self):
+            time.sleep(0.03)
+            return {"VDD_CORE": 5.0}
+
+    meter = energy.Meter([SlowPower()])
+    with meter.window() as win:
+        time.sleep(1.0)
+    fig = win.figure(inferences=100)
+    assert fig["valid"], fig["reason"]
+    assert fig["sources"][0]["sampling_period_s"] == pytest.approx(0.05, rel=0.3)
+    assert fig["mean_watts"] == pytest.approx(5.0)

@@ -147,7 +147,13 @@ class Window:
         self.t1 = self.meter.clock()
 
     def _poll(self, source) -> None:
-        while not self._stop.wait(source.poll_s):
+        # Fixed rate, not a fixed pause: a read that takes 30 ms (vcgencmd) does not stretch
+        # the sampling period the record states.
+        due = self.meter.clock()
+        while True:
+            due += source.poll_s
+            if self._stop.wait(max(0.0, due - self.meter.clock())):
+                return
             self._read(source)
 
     def _read(self, source) -> None:
