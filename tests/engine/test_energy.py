@@ -331,17 +331,19 @@ def test_a_reader_failing_mid_window_makes_the_figure_not_valid(tmp_path):
 
 
 def test_ipmi_dcmi_only_where_it_is_all_there_is(tmp_path):
-    run = replay(IPMI)
-    alone = energy.detect(tmp_path / "bare", nvml=None,
-                          run=lambda argv: run(argv) if argv[0] == "ipmitool" else no_commands(argv))
+    replayed = replay(IPMI)
+
+    def run(argv):  # a server with ipmitool and no vcgencmd
+        return replayed(argv) if argv[0] == "ipmitool" else no_commands(argv)
+
+    alone = energy.detect(tmp_path / "bare", nvml=None, run=run)
     assert alone.label == "ipmi-dcmi"
     assert alone.sources[0].read() == {"node": 215.0}
     assert alone.sources[0].detail["bmc_statistics_period_s"] == 1.0
     assert alone.min_window_s == pytest.approx(10.0)
 
     server_tree(tmp_path / "server")
-    with_rapl = energy.detect(tmp_path / "server", nvml=None,
-                              run=lambda argv: run(argv) if argv[0] == "ipmitool" else no_commands(argv))
+    with_rapl = energy.detect(tmp_path / "server", nvml=None, run=run)
     assert with_rapl.label == "rapl"
     assert with_rapl.unavailable["ipmi-dcmi"].startswith("not used")
 
