@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from servebench_engine.data import (SPLITS, check_tree, load_dataset, make_synthetic_tree,
-                                    preprocess)
+from servebench_engine.data import (SPLITS, SYNTHETIC_MAX_CLASSES, check_tree, load_dataset,
+                                    make_synthetic_tree, preprocess)
 from servebench_engine.errors import InputError
+
+from .conftest import make_onnx
 
 
 def torchvision_reference(path: Path) -> np.ndarray:
@@ -87,3 +92,58 @@ def test_unreadable_image_is_an_input_error(tmp_path):
     next((root / "evaluation" / "class_00").iterdir()).write_bytes(b"not a jpeg")
     with pytest.raises(InputError, match="cannot read image"):
         load_dataset(root, per_class=4)
+
+
+@pytest.mark.parametrize("num_classes", [100, 200_000])
+def test_a_synthetic_tree_for_many_classes_is_a_bounded_sample(tmp_path, num_classes):
+    root = make_synthetic_tree(tmp_path / "t", num_classes=num_classes, per_class=1)
+    assert len(list(root.rglob("*.jpg"))) == len(SPLITS) * SYNTHETIC_MAX_CLASSES
+    ds = load_dataset(root, per_class=4, synthetic=True)
+    # The model's class count stands; the labels are the sampled classes' own ids.
+    assert len(ds.classes) == num_classes
+    ids = ds.describe()["class_sample"]["class_ids"]
+    assert len(ids) == SYNTHETIC_MAX_CLASSES and ids[0] == 0 and max(ids) < num_classes
+    assert sorted(set(ds.splits["evaluation"].labels.tolist())) == ids
+    assert "capped at" in ds.describe()["class_sample"]["reason"]
+
+
+def test_few_classes_are_all_made_and_say_no_sample(tmp_path):
+    ds = load_dataset(make_synthetic_tree(tmp_path / "t", num_classes=11, per_class=1),
+                      per_class=1, synthetic=True)
+    assert ds.describe()["class_sample"] is None and len(ds.classes) == 11
+
+
+def _png_claiming(path: Path, width: int, height: int, *, good_crc: bool = True) -> Path:
+    """A small PNG whose header claims ``width`` x ``height``: a decompression bomb's header
+    without the gigabytes (Pillow reads the size before decoding anything)."""
+    Image.new("RGB", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = 8 + 8  # the signature, then the IHDR chunk's length and type
+    data[ihdr:ihdr + 8] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[12:ihdr + 13])) ^ (0 if good_crc else 1)
+    data[ihdr + 13:ihdr + 17] = struct.pack(">I", crc)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("case", ["bomb", "broken-png"])
+def test_a_bomb_or_broken_image_is_one_line_naming_the_file(tmp_path, bench_run, case):
+    root = make_synthetic_tree(tmp_path / "t", num_classes=2, per_class=1)
+    victim = next((root / "evaluation" / "class_01").iterdir())
+    victim.unlink()
+    bad = victim.with_suffix(".png")
+    if case == "bomb":
+        _png_claiming(bad, 30_000, 30_000)
+    else:
+        _png_claiming(bad, 64, 64, good_crc=False)
+    with pytest.raises(InputError, match=re.escape(str(bad))):
+        preprocess(bad)
+    model = make_onnx(tmp_path / "tiny.onnx", ["N", 3, 224, 224], out_classes=2)
+    r = bench_run("--model", model, "--data", root, "--variants", "onnx-cpu",
+                  "--profile", "smoke", "--out", tmp_path / "out")
+    assert r.code == 2, r.err
+    assert r.err.startswith("error: ") and len(r.err.strip().splitlines()) == 1
+    assert str(bad) in r.err
+    wanted = "too large to decode safely" if case == "bomb" else "cannot read image"
+    assert wanted in r.err
+    assert not (tmp_path / "out").exists()
