@@ -7,6 +7,8 @@ it, so the numbers live in exactly one place, a file the user can read and edit.
 from __future__ import annotations
 
 import math
+import re
+import reprlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -120,19 +122,53 @@ class Targets:
     targets: tuple[Target, ...]
 
 
+# A targets file is a page of text; anything far larger is not one (and is never parsed).
+MAX_TARGETS_BYTES = 1_000_000
+# A plain 1e3 is a number (YAML 1.2); YAML 1.1, PyYAML's, wants a dot and reads it as a string.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+
+
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate keys: a second `p50_ms_below` line would otherwise
-    silently win, and the user would be judged against a number they think they replaced."""
+    silently win, and the user would be judged against a number they think they replaced.
+    It refuses aliases (*name) while composing, before any structure is built: a 482-byte
+    "billion laughs" would otherwise expand into gigabytes; and keys that are not plain
+    scalars (`? [a, b]`), which cannot name anything here."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            if isinstance(index, yaml.ScalarNode) and index.tag == "tag:yaml.org,2002:merge":
+                raise _merge_key(index)
+            raise yaml.constructor.ConstructorError(
+                None, None, f"YAML alias *{ascii(event.anchor)[1:-1][:40]} is not supported in "
+                "a targets file: write the value out in full", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _merge_key(node: yaml.Node) -> yaml.constructor.ConstructorError:
+    # Merged keys would escape the duplicate and unknown-key checks: spelled out only.
+    return yaml.constructor.ConstructorError(
+        None, None, "YAML merge key '<<' is not supported in a targets file: write each "
+        "target's keys out in full", node.start_mark)
+
+
+def _as_written(loader: _StrictLoader, node: yaml.Node) -> str:
+    """The node's text as the file has it, on one line, at most 60 characters."""
+    text = loader.buffer[node.start_mark.index:node.end_mark.index] if node.end_mark else ""
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: set = set()
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
-            # Merged keys would escape the duplicate and unknown-key checks: spelled out only.
+            raise _merge_key(key_node)
+        if not isinstance(key_node, yaml.ScalarNode):
             raise yaml.constructor.ConstructorError(
-                None, None, "YAML merge key '<<' is not supported in a targets file: write "
-                "each target's keys out in full", key_node.start_mark)
+                None, None, f"complex key {_as_written(loader, key_node)!r} is not supported: "
+                "every key of a targets file is a plain name", key_node.start_mark)
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
@@ -142,6 +178,8 @@ def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = F
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT,
+                                    list("-+0123456789"))
 
 
 def default_targets_path() -> Path:
@@ -162,6 +200,9 @@ def load_targets(path: Path | None = None) -> Targets:
     file, the key and what is expected."""
     path = Path(path) if path is not None else default_targets_path()
     try:
+        if path.stat().st_size > MAX_TARGETS_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size:,} bytes, larger than a targets "
+                              f"file can be ({MAX_TARGETS_BYTES:,})", hint="check the --targets path")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found", hint="check the --targets path") from None
@@ -183,9 +224,15 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{where}YAML syntax error: {problem}"
 
 
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxdict, _SHOWN.maxlist, _SHOWN.maxstring = 2, 4, 4, 60
+
+
 def _bad(path: Path, key: str, expected: str, got: Any = None, *, show_got: bool = True) -> ConfigError:
-    tail = f", got {got!r}" if show_got else ""
-    return ConfigError(f"{path}: {key}: expected {expected}{tail}")
+    # What was found, in a bounded form: never a whole structure in an error line.
+    tail = f", got {_SHOWN.repr(got)}" if show_got else ""
+    return ConfigError(f"{path}: {key if len(key) <= 80 else key[:77] + '...'}: "
+                       f"expected {expected}{tail}")
 
 
 def _parse(path: Path, doc: Any) -> tuple[Target, ...]:
