@@ -20,7 +20,7 @@ from pathlib import Path
 from . import data as data_mod
 from .errors import ExitCode, InputError, exit_status
 from .model import PROGRAM_SUFFIX, PreparedModel, export_program, prepare_model
-from .models import check_names, pair_tflite
+from .model import check_names, pair_tflite
 from .profiles import PROFILES
 from .results import copy_atomic
 from .suite import ARTIFACTS, SuiteConfig, run_suite

@@ -31,7 +31,7 @@ from . import environment, errors, measure, repeats, results, worker
 from .context import Context
 from .data import Dataset
 from .model import PreparedModel, torch_source
-from .models import artifacts_dir
+from .model import artifacts_dir
 from .profiles import Profile
 from .stats import summarize_ns
 from .variants import REGISTRY, load_class

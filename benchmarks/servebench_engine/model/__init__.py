@@ -1,0 +1,148 @@
+"""The model under test: a user's .onnx or .pth, or a random-init MobileNetV2, always as ONNX,
+and the names that keep several models of one run apart.
+
+Every variant starts from one ONNX file with a dynamic batch axis (``Context.model_onnx``).
+torch is imported only for a .pth or the default model; a node given an .onnx never needs it.
+``onnx_file`` checks and describes ONNX files; ``torch_file`` reads .pth files as data, builds
+the default network and exports it.
+
+A model's name is its file's stem (``random-init`` for the default model). It names the model in
+every record, its artifacts folder (``artifacts/<name>/``) and, when the run has several models,
+the record key ``<name>__<variant>`` (results.record_key). Two models with one name would
+overwrite each other's records, so they are refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import InputError
+from .onnx_file import (INPUT_SHAPE, OPSET, RANDOM_WEIGHTS_KEY, OnnxFacts, first_line,
+                        inspect_onnx, is_quantized, sha256_of)
+from .torch_file import (DEFAULT_CLASSES, MOBILENET_V2, PROGRAM_ONNX_KEY, PROGRAM_SUFFIX,
+                         ExportedProgram, build_architecture, default_mobilenet, export_onnx,
+                         export_program, import_torch, load_pth, probe_classes, program_beside,
+                         torch_factory, torch_source)
+
+__all__ = [
+    "DEFAULT_CLASSES", "EXPORTED_NAME", "INPUT_SHAPE", "MOBILENET_V2", "OPSET", "PROGRAM_ONNX_KEY",
+    "PROGRAM_SUFFIX", "RANDOM_INIT", "RANDOM_WEIGHTS_KEY", "ExportedProgram", "OnnxFacts",
+    "PreparedModel", "artifacts_dir", "build_architecture", "check_names", "default_mobilenet",
+    "export_onnx", "export_program", "import_torch", "inspect_onnx", "is_quantized", "load_pth",
+    "model_name", "pair_tflite", "prepare_model", "program_beside", "sha256_of", "torch_factory",
+    "torch_source",
+]
+
+EXPORTED_NAME = "model.onnx"
+RANDOM_INIT = "random-init"
+
+
+@dataclass
+class PreparedModel:
+    onnx_path: Path
+    source: str                 # the path given, or "random-init"
+    format: str                 # "onnx", "pth" or "random-init"
+    random_weights: bool
+    sha256: str                 # of the file given (of the exported ONNX for random-init)
+    num_classes: int
+    is_quantized: bool
+    torch_model: Callable[[], Any] | None = None
+    # What records, folders and the report call it: the file's stem, "random-init" by default.
+    name: str = RANDOM_INIT
+    # Its .tflite form, given with --tflite-model (served by the tflite variant as it is).
+    tflite_model: Path | None = None
+
+    def describe(self) -> dict:
+        program = getattr(self.torch_model, "path", None)
+        return {"name": self.name, "source": self.source, "random_weights": self.random_weights,
+                "format": self.format, "sha256": self.sha256, "num_classes": self.num_classes,
+                "quantized": self.is_quantized, "onnx": self.onnx_path.name,
+                "torch_program": program.name if program else None}
+
+
+def model_name(model: Path | None) -> str:
+    """A model's name in records, record keys and artifact folders: its file's stem."""
+    return RANDOM_INIT if model is None else model.stem
+
+
+def prepare_model(model: Path | None, staging: Path, *,
+                  allow_pickle: bool = False) -> PreparedModel:
+    """Validate the model given (or build the default) and leave its ONNX form in ``staging``.
+
+    ``allow_pickle``: a .pth may be a whole pickled module, whose loading runs its code."""
+    if model is None:
+        net = default_mobilenet()
+        onnx_path = export_onnx(net, staging / EXPORTED_NAME, {RANDOM_WEIGHTS_KEY: "true"})
+        return PreparedModel(onnx_path, RANDOM_INIT, RANDOM_INIT, True, sha256_of(onnx_path),
+                             DEFAULT_CLASSES, False, lambda: copy.deepcopy(net))
+    if not model.is_file():
+        raise InputError(f"model file {model} does not exist (pass --model PATH to a .onnx or "
+                         ".pth, or leave --model out for a random-init MobileNetV2)")
+    suffix = model.suffix.lower()
+    if suffix == ".onnx":
+        facts = inspect_onnx(model)
+        sha = sha256_of(model)
+        program = program_beside(model, sha)
+        return PreparedModel(model.resolve(), str(model), "onnx", facts.random_weights,
+                             sha, facts.num_classes, facts.quantized,
+                             ExportedProgram(program.resolve()) if program else None,
+                             name=model_name(model))
+    if suffix in (".pth", ".pt"):
+        net = load_pth(model, allow_pickle=allow_pickle)
+        classes = probe_classes(net)
+        try:
+            onnx_path = export_onnx(net, staging / EXPORTED_NAME)
+        except Exception as e:
+            raise InputError(f"cannot export {model} to ONNX: {type(e).__name__}: "
+                             f"{first_line(e)}") from None
+        inspect_onnx(onnx_path)  # the export must serve [N,3,224,224] like any given .onnx
+        return PreparedModel(onnx_path, str(model), "pth", False, sha256_of(model), classes,
+                             False, lambda: load_pth(model, allow_pickle=allow_pickle),
+                             name=model_name(model))
+    raise InputError(f"model file {model} is neither .onnx nor .pth/.pt")
+
+
+def check_names(paths: Sequence[Path | None]) -> list[str]:
+    """The name of each model given (``None``: the default model); an InputError on a clash."""
+    names = [model_name(p) for p in paths]
+    for path, name in zip(paths, names, strict=True):
+        if name in ("", ".", ".."):
+            raise InputError(f"--model {path}: its file name gives no usable model name "
+                             f"({name!r}); rename the file")
+    seen: dict[str, Path | None] = {}
+    for path, name in zip(paths, names, strict=True):
+        if name in seen:
+            first = seen[name] or "the default model"
+            raise InputError(f"--model {path} and {first} are both named {name!r} (a model's "
+                             "name is its file's stem): rename one so their records stay apart")
+        seen[name] = path
+    return names
+
+
+def pair_tflite(names: Sequence[str], tflites: Sequence[Path]) -> dict[str, Path]:
+    """Each model's --tflite-model, by name: with one model, the one given (whatever its name);
+    with several, the one whose stem is the model's name, since serving one .tflite under every
+    model's name would label one model's numbers with the others'."""
+    if len(names) == 1:
+        if len(tflites) > 1:
+            raise InputError("--tflite-model given more than once for one model")
+        return {names[0]: tflites[0]} if tflites else {}
+    pairs: dict[str, Path] = {}
+    for path in tflites:
+        if path.stem not in names:
+            raise InputError(f"--tflite-model {path} matches no model: with several models, name "
+                             f"each .tflite like its model (one of "
+                             f"{', '.join(n + '.tflite' for n in names)})")
+        if path.stem in pairs:
+            raise InputError(f"--tflite-model {path} and {pairs[path.stem]} are both for "
+                             f"{path.stem}")
+        pairs[path.stem] = path
+    return pairs
+
+
+def artifacts_dir(artifacts_root: Path, model: PreparedModel) -> Path:
+    return artifacts_root / model.name
