@@ -83,14 +83,8 @@ def show_lease(call: Call) -> Reply:
 @BLAZAR.route("PUT", V1 + r"/leases/(?P<lease_id>[^/]+)")
 def update_lease(call: Call) -> Reply:
     state: State = call.fake.state
-    lease = _lease(call)
-    values = call.body or {}
-    with state.lock:
-        if "end_date" in values:
-            _, lease.end = lease_dates("now", values["end_date"], min(lease.start, state.now()))
-        if values.get("name"):
-            lease.name = values["name"]
-        return Reply(200, {"lease": lease_json(state, state.observe_lease(lease, poll=False))})
+    lease = state.update_lease(_lease(call), call.body or {})
+    return Reply(200, {"lease": lease_json(state, state.observe_lease(lease, poll=False))})
 
 
 @BLAZAR.route("DELETE", V1 + r"/leases/(?P<lease_id>[^/]+)")

@@ -1,4 +1,5 @@
-"""chi-up, chi-down, chi-status: provision what the study needs on Chameleon, and remove it.
+"""chi-up, chi-down, chi-status, chi-extend: provision what the study needs on Chameleon, keep
+its lease long enough, and remove it.
 
 Every failure is one line, ``error: <what happened> (<what to do>)``, with the exit code of its
 class (servebench.errors.ExitCode: 2 usage/config, 3 state, 4 provisioning, 5 teardown, 130
@@ -28,7 +29,7 @@ import click
 from servebench.command import OneLineCommand, sigterm_raises
 from servebench.errors import ProvisionError, ServebenchError, StateError, UsageError
 
-from . import credentials, deployment_files, lease, state as state_mod
+from . import credentials, deployment_files, extension, lease, state as state_mod
 from .cloud import connect, failure
 from .inventory import default_path as inventory_default, ssh_common_args as inventory_ssh_args
 from .sites import SITES, get_site
@@ -346,3 +347,27 @@ def chi_status(console: _Console, name, openrc, project, http_timeout, wait_time
         raise failure("reading the deployment's status", exc) from None
     if not healthy:
         raise ProvisionError(f"{state.name} is not fully up", hint="chi-up again repairs it")
+
+
+# -- chi-extend ------------------------------------------------------------------------------
+
+@click.command(cls=_ChiCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--name", help="Deployment (lease) name; default the only one in .servebench/.")
+@click.option("--by", "by", required=True, metavar="DURATION",
+              help="How much longer, like 1h, 90m or 2h30m (whole minutes).")
+@_credential_options
+@_guarded
+def chi_extend(console: _Console, name, by, openrc, project, http_timeout, wait_timeout,
+               state_path):
+    """Extend the deployment's lease through Blazar's lease update, and move the inventory's
+    lease_end with it. Blazar refuses when the node is reserved after the lease: then nothing
+    changes (exit 4)."""
+    delta = lease.parse_duration(by, option="--by")
+    path = _find_state(name, state_path)
+    if path is None or not path.exists():
+        raise StateError("no deployment found in .servebench/", hint="run chi-up first, or pass --state")
+    with state_mod.locked(state_mod.State.load(path).name):
+        state = state_mod.State.load(path)  # again, under the lock
+        identity = _connect(console, state.identity.site, openrc, project, http_timeout)
+        state.check_identity(identity)
+        extension.extend(state, delta, console.say)

@@ -149,6 +149,8 @@ def _problem(data: dict) -> str | None:
     for key in ("inventory", "known_hosts"):
         if key in data and not isinstance(data[key], str):
             return f"{key} is {_show(data[key])}, not a path"
+    if not isinstance(data.get("node_type"), (str, type(None))):
+        return f"node_type is {_show(data['node_type'])}"
     if "ssh" in data:
         return _fields_problem("ssh", data["ssh"], _SSH, set(_SSH))
     return None

@@ -3,7 +3,7 @@ Reads only."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -36,6 +36,8 @@ def report(state: State, say: Callable[[str], None]) -> bool:
                 window = lease.LeaseWindow(start, end, now).describe()
                 say(f"  lease {label}: {found.get('status')}, {window}, "
                     f"{lease.format_remaining(end, now)}")
+                say(f"  time left: {lease.format_duration(max(end - now, timedelta(0)))} "
+                    f"(until {end:%Y-%m-%d %H:%M} UTC; chi-extend --by DURATION adds more)")
                 healthy &= found.get("status") == "ACTIVE" and end > now
             elif kind == "server":
                 status = nova().servers.get(entry["id"]).status

@@ -52,9 +52,31 @@ class Plan:
         return instance_name(self.name)
 
     @property
+    def node_type(self) -> str | None:
+        """What the lease reserves: a node type, the edge machine type, or None for --node."""
+        if self.site.is_edge:
+            return self.site.machine_type
+        return None if self.reservation.node_name else self.reservation.node_type or self.site.node_type
+
+    @property
     def has_gpu(self) -> bool:
         node_type = self.reservation.node_type or self.site.node_type
         return not self.site.is_edge and node_type in GPU_NODE_TYPES
+
+    def cost_lines(self, start: datetime, end: datetime) -> list[str]:
+        """The lease's cost from the rate table (servebench.cost), for --dry-run."""
+        from servebench import cost
+
+        hours = max((end - start).total_seconds(), 0) / 3600
+        node_type = self.node_type or self.site.node_type
+        estimate = cost.lease_estimate(node_type, self.site.region, hours)
+        assumed = f" (assuming --node {self.reservation.node_name} is one)" if self.node_type is None else ""
+        lines = [f"  cost estimate: {hours:.4g} node-hours of {node_type} at {self.site.region}"
+                 f"{assumed}: {cost.describe(estimate)}"]
+        if estimate["su"] is not None:
+            lines.append(f"  rate: {estimate['rate_su_per_node_hour']:g} SU per node-hour "
+                         f"({estimate['rates_file']}), from {estimate['source']}")
+        return lines
 
     def describe(self, identity: Identity, existing: dict | None) -> list[str]:
         """The requests chi-up would make, for --dry-run."""
@@ -64,11 +86,13 @@ class Plan:
             start, end = lease.lease_dates(existing)
             lines.append(f"  reuse lease {self.name} ({existing.get('status')}, "
                          f"{lease.LeaseWindow(start, end, start).describe()})")
+            lines += self.cost_lines(start, end)
         else:
             body = {"name": self.name, "start_date": self.window.blazar_start,
                     "end_date": self.window.blazar_end,
                     "reservations": self.reservation.requests(self.name, self.window)}
             lines.append(f"  lease {self.name}: {self.reservation.describe()}, {self.window.describe()}")
+            lines += self.cost_lines(self.window.effective_start, self.window.end)
             lines.append(f"  POST reservation /leases {_json(body)}")
         if site.is_edge:
             lines.append(f"  POST container /containers name={self.node} image={self.image} "
@@ -137,6 +161,8 @@ class Provisioner:
             # A listing may lag; the lease itself says whether it has started.
             lease_json = self._do("reading the lease", lease.get_lease, lease_json["id"])
         start, end = lease.lease_dates(lease_json)
+        if self.state.data.get("node_type") != plan.node_type:
+            self.state.set("node_type", plan.node_type)  # what chi-extend prices an extension by
         if lease_json.get("status") != "ACTIVE":
             now = datetime.now(timezone.utc)
             if (start - now).total_seconds() > plan.waits["lease"]:
