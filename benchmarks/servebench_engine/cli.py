@@ -3,32 +3,30 @@
 Everything the user gives is checked before --out is touched (model, data, variant ids, paths),
 so bad input leaves no half-made result folder: one line ``error: ...`` and exit status 2.
 Exit 0 means the suite ran, even if some variants recorded errors (the records say why);
-3 a file could not be read or written (the line names it); 130 interrupted by Ctrl-C, 143 by
+7 a file could not be read or written (the line names it); 130 interrupted by Ctrl-C, 143 by
 SIGTERM (suite.json says interrupted, the finished records stay, temporary folders go); 1 an
 unexpected error, a bug (one line; SERVEBENCH_DEBUG=1 for the traceback). errors.ExitCode.
+The flags are the fields of settings.Settings.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
 from . import data as data_mod
-from .errors import ExitCode, InputError, exit_status
+from .errors import EXIT_CODES, ExitCode, InputError, exit_status
 from .model import PROGRAM_SUFFIX, PreparedModel, export_program, prepare_model
 from .model import check_names, pair_tflite
 from .profiles import PROFILES
 from .results import copy_atomic
+from .settings import DATA_ENV, Settings, add_arguments
 from .suite import ARTIFACTS, SuiteConfig, run_suite
 from .variants import GROUPS, REGISTRY, resolve_selection
-
-HOST_KINDS = ("local", "cpu_server", "gpu_server", "edge")
-DATA_ENV = "FOOD11_DATA_DIR"
-
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line like every other input error."""
@@ -37,76 +35,19 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{message} (see bench-run --help)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(cls: type[Settings] = Settings) -> argparse.ArgumentParser:
+    """bench-run's parser: one argument per field of the settings (settings.py)."""
     p = _Parser(
         prog="bench-run",
         description="Benchmark ways of serving an image classifier on this machine: per variant, "
                     "model size, accuracy, single-sample latency (p50..p99), batch-32 throughput "
                     "and cold start, written as one JSON record per variant plus suite.json.",
         epilog="Variants (--list-variants): " + ", ".join(REGISTRY) + ". Groups: all; cpu (all "
-               f"but {', '.join(GROUPS['gpu'])}); gpu. Exit status: 0 the suite ran (variant "
-               "errors are in their records), 2 bad input (nothing written), 3 a file could not be "
-               "read or written (the message names it), 130 interrupted, 143 terminated "
-               "(SIGTERM; finished records kept), 1 a bug (SERVEBENCH_DEBUG=1 for a traceback).",
+               f"but {', '.join(GROUPS['gpu'])}); gpu. Exit status: "
+               + "; ".join(f"{code} {meaning}" for code, name, meaning in EXIT_CODES
+                           if name in ExitCode.__members__) + ".",
     )
-    p.add_argument("--model", type=Path, metavar="PATH", action="append",
-                   help="a model: a .onnx (input [N,3,224,224] float32) or a .pth holding the "
-                        "whole pickled module; repeat it to benchmark several side by side (each "
-                        "named by its file's stem, which must differ; records then are "
-                        "<name>__<variant>.json); default: MobileNetV2 with an 11-class head and "
-                        "RANDOM weights (every record says so)")
-    p.add_argument("--variants", default="all", metavar="LIST",
-                   help="comma-separated variant ids, or all / cpu / gpu (default: all; variants "
-                        "this host cannot run are recorded as skipped with the reason)")
-    p.add_argument("--profile", choices=list(PROFILES), default="full",
-                   help="full: statistically sound (>= 1000 samples and >= 10 s per loop; "
-                        "default); quick: ~2 s per loop, for a first look; smoke: tests only")
-    p.add_argument("--repeats", type=_positive_int, metavar="N",
-                   help="fresh processes per variant, run interleaved (ABC ABC ...); the record "
-                        "pools their samples and says whether their medians agree (default: the "
-                        "profile's: smoke 1, quick 2, full 3)")
-    p.add_argument("--prepare-jobs", type=_positive_int, metavar="N",
-                   help="how many slow preparations (INT8 quantisation, TFLite conversion) run "
-                        "at once before anything is timed (default: as many as there are usable "
-                        "CPUs and 2 GiB of free memory for)")
-    p.add_argument("--data", type=Path, metavar="DIR",
-                   help=f"Food-11 tree DIR/{{training,validation,evaluation}}/class_XX/*.jpg "
-                        f"(default: ${DATA_ENV}; with neither, a small synthetic tree, marked "
-                        "synthetic in every record)")
-    p.add_argument("--out", type=Path, metavar="DIR",
-                   help="folder for <variant>.json, suite.json and artifacts/<model>/ (created)")
-    p.add_argument("--tflite-model", type=Path, metavar="PATH", action="append", default=[],
-                   help="a .tflite model for the tflite variant (default: the model converted "
-                        "with --tflite-converter-python; with neither, tflite is skipped); with "
-                        "several --model, one per model, named like it (<model name>.tflite)")
-    p.add_argument("--tflite-converter-python", metavar="PATH",
-                   help="Python of the TFLite converter environment (onnx2torch + litert-torch; "
-                        "`make bench` builds .venv-litert), which turns the model into the "
-                        "float32 .tflite the tflite variant serves")
-    p.add_argument("--quantizer-python", metavar="PATH",
-                   help="Python of the Neural Compressor environment, for the INT8 static variants")
-    p.add_argument("--host-label", default=socket.gethostname(), metavar="NAME",
-                   help="host name written in each record (default: this machine's host name)")
-    p.add_argument("--host-kind", choices=HOST_KINDS, default="local",
-                   help="kind of host, for the report's verdict (default: local)")
-    p.add_argument("--threads", type=_positive_int, metavar="N",
-                   help="intra-op threads for every runtime (default: each runtime's own)")
-    p.add_argument("--export-only", type=Path, metavar="FILE",
-                   help="write the model's ONNX form (checked; the random-init network when no "
-                        "--model) to FILE and exit without benchmarking: how a prep host makes "
-                        "the one model every edge device then serves")
-    p.add_argument("--list-variants", action="store_true",
-                   help="print the variant ids and the class of each, and exit")
+    add_arguments(p, cls)
     return p
 
 
@@ -146,16 +87,16 @@ def _say(message: str) -> None:
 
 
 def run(argv: list[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    args = Settings.from_args(build_parser(Settings).parse_args(argv))
     if args.list_variants:
         for vid, target in REGISTRY.items():
             print(f"{vid:32s} {target}")
         return ExitCode.OK
-    model_args: list[Path | None] = args.model or [None]
+    model_args: list[Path | None] = list(args.model) or [None]
     if args.export_only is not None:
         if len(model_args) > 1:
             raise InputError("--export-only writes one model: give at most one --model")
-        return export_only(model_args[0], args.export_only)
+        return export_only(model_args[0], args.export_only, args.allow_pickle)
     names = check_names(model_args)
     try:
         variants = resolve_selection(args.variants)
@@ -167,6 +108,8 @@ def run(argv: list[str] | None) -> int:
     converter = _check_python(args.tflite_converter_python, "--tflite-converter-python",
                               "TFLite converter")
     profile = PROFILES[args.profile]
+    settings = dataclasses.replace(args, out=out, quantizer_python=quantizer,
+                                   tflite_converter_python=converter)
     data_root = _data_root(args.data)
     if data_root is not None:
         data_mod.check_tree(data_root)  # cheap, so before the model export's seconds
@@ -179,7 +122,7 @@ def run(argv: list[str] | None) -> int:
         for arg, name in zip(model_args, names, strict=True):
             _say(f"model: {arg or 'random-init MobileNetV2 (no --model given)'}...")
             (staging / name).mkdir()
-            models.append(prepare_model(arg, staging / name))
+            models.append(prepare_model(arg, staging / name, allow_pickle=args.allow_pickle))
             models[-1].tflite_model = tflites.get(name)
         classes = {m.num_classes for m in models}
         if len(classes) > 1:
@@ -207,16 +150,11 @@ def run(argv: list[str] | None) -> int:
         except OSError as e:
             raise InputError(f"cannot create --out {out}: {e.strerror or e}") from None
         models = [_keep_export(m, staging / m.name, out / ARTIFACTS / m.name) for m in models]
-        cfg = SuiteConfig(variants=variants, profile=profile, out=out, host=args.host_label,
-                          host_kind=args.host_kind, threads=args.threads,
-                          quantizer_python=quantizer,
-                          tflite_converter_python=converter, repeats=args.repeats,
-                          prepare_jobs=args.prepare_jobs)
-        run_suite(cfg, models, dataset, log=_say)
+        run_suite(SuiteConfig(settings, variants, profile), models, dataset, log=_say)
     return ExitCode.OK
 
 
-def export_only(model_arg: Path | None, dest: Path) -> int:
+def export_only(model_arg: Path | None, dest: Path, allow_pickle: bool = False) -> int:
     if dest.exists() and dest.is_dir():
         raise InputError(f"--export-only {dest} is a directory; give the .onnx file to write")
     if not dest.parent.is_dir():
@@ -225,7 +163,7 @@ def export_only(model_arg: Path | None, dest: Path) -> int:
         raise InputError(f"--export-only {dest}: folder {dest.parent} is not writable")
     with tempfile.TemporaryDirectory(prefix="servebench-") as tmp:
         _say(f"model: {model_arg or 'random-init MobileNetV2 (no --model given)'}...")
-        model = prepare_model(model_arg, Path(tmp))
+        model = prepare_model(model_arg, Path(tmp), allow_pickle=allow_pickle)
         # A reader never sees half a model (a full disk leaves none).
         copy_atomic(model.onnx_path, dest)
         # Its torch.export twin beside it: nodes without torchvision serve the same weights in

@@ -1,13 +1,16 @@
-"""Errors the engine reports to its user, each with its exit code.
+"""Errors the engine reports to its user, each with its exit code, and the one exit-code table.
 
 The engine runs on nodes without the control-side package, so it has its own small hierarchy
 (the same convention as ``servebench.errors``: one line ``error: <message>``, no traceback).
 Failures *inside* a variant are not these: they become error records and the suite goes on.
 
-Exit codes (:class:`ExitCode`, the same numbers as the control side's): 0 the suite ran, 1 an
-unexpected error (a bug), 2 bad input (nothing written), 3 a file could not be read or written
-(disk full, read-only folder: the message names the path), 130 interrupted (Ctrl-C), 143
-terminated (SIGTERM, what ``timeout`` sends). :func:`exit_status` is the one top-level handler.
+:data:`EXIT_CODES` is the one table of exit statuses for both sides: each code has one meaning
+everywhere. The engine's :class:`ExitCode` and the control side's (``servebench.errors``, which
+may import this module; the node side never imports that one) are both made from it, and
+``python -m servebench_engine.settings`` prints it for the benchmark role. The engine exits 0
+the suite ran, 1 an unexpected error (a bug), 2 bad input (nothing written), 7 a file could not
+be read or written (disk full, read-only folder: the message names the path), 130 interrupted
+(Ctrl-C), 143 terminated (SIGTERM). :func:`exit_status` is the one top-level handler.
 """
 
 from __future__ import annotations
@@ -23,13 +26,38 @@ from typing import Callable
 DEBUG_VARIABLE = "SERVEBENCH_DEBUG"
 
 
-class ExitCode(enum.IntEnum):
-    OK = 0
-    BUG = 1
-    USAGE = 2
-    FILE = 3
-    INTERRUPTED = 130
-    TERMINATED = 143
+# (code, name, meaning): every exit status either side gives, and what it means there.
+EXIT_CODES: tuple[tuple[int, str, str], ...] = (
+    (0, "OK", "finished: the suite ran (variant errors and skips are in their records), or the "
+              "command did what it was asked"),
+    (1, "BUG", "an unexpected error, a bug of ours (SERVEBENCH_DEBUG=1 prints the traceback)"),
+    (2, "USAGE", "bad input, usage or configuration (or an output of a control-side command that "
+                 "could not be written): nothing was written"),
+    (3, "STATE", "the control side's state file is missing, unreadable or another project's"),
+    (4, "PROVISION", "the testbed refused or failed a request, or a wait passed its deadline"),
+    (5, "TEARDOWN", "teardown left something (the message lists what)"),
+    (6, "REGRESSION", "bench-report --compare --fail-above found a significant slowdown"),
+    (7, "FILE", "bench-run: a file could not be read or written (full disk, no permission; the "
+                "message names it); the records finished before stay valid"),
+    (124, "TIMEOUT", "the `timeout` command stopped the engine: it ran past its time limit"),
+    (130, "INTERRUPTED", "interrupted (Ctrl-C): finished records kept, suite.json says "
+                         "interrupted"),
+    (143, "TERMINATED", "terminated (SIGTERM): the same as 130"),
+)
+
+
+def exit_code_enum(*names: str) -> type[enum.IntEnum]:
+    """An ``ExitCode`` enum of the named rows of :data:`EXIT_CODES` (a side's own subset)."""
+    codes = {name: code for code, name, _ in EXIT_CODES}
+    return enum.IntEnum("ExitCode", [(name, codes[name]) for name in names])
+
+
+def exit_code_table() -> list[dict]:
+    return [{"code": code, "name": name, "meaning": meaning} for code, name, meaning in EXIT_CODES]
+
+
+# What bench-run and its worker children exit with.
+ExitCode = exit_code_enum("OK", "BUG", "USAGE", "FILE", "INTERRUPTED", "TERMINATED")
 
 
 class EngineError(Exception):

@@ -33,6 +33,7 @@ from .data import Dataset
 from .model import PreparedModel, torch_source
 from .model import artifacts_dir
 from .profiles import Profile
+from .settings import Settings
 from .stats import summarize_ns
 from .variants import REGISTRY, load_class
 from .variants.base import VariantSkipped
@@ -47,18 +48,17 @@ PREPARED = "prepared"
 PREPARE_PEAK_BYTES = 2 << 30
 
 
-@dataclass
+@dataclass(frozen=True)
 class SuiteConfig:
+    """The run's settings, and what cli.py made of them: the variant ids and the profile."""
+
+    settings: Settings
     variants: list[str]
     profile: Profile
-    out: Path
-    host: str
-    host_kind: str
-    threads: int | None = None
-    quantizer_python: str | None = None
-    tflite_converter_python: str | None = None
-    repeats: int | None = None        # fresh processes per variant; None: the profile's
-    prepare_jobs: int | None = None   # prepare-ahead children at once; None: prepare_lanes'
+
+    @property
+    def out(self) -> Path:
+        return self.settings.out
 
 
 def model_size(path: Path | None) -> int | None:
@@ -238,7 +238,7 @@ def prepare_ahead(cfg: SuiteConfig, jobs: list[tuple[PreparedModel, str, str]], 
     slow = sorted((j for j in jobs if estimate[j[1]] > 0), key=lambda j: -estimate[j[1]])
     if not slow:
         return {}
-    lanes = prepare_lanes(cfg.prepare_jobs, len(slow))
+    lanes = prepare_lanes(cfg.settings.prepare_jobs, len(slow))
     log(f"preparing {len(slow)} variant(s) before timing anything, {lanes} at a time...")
     tasks = []
     for model, vid, key in slow:
@@ -282,11 +282,9 @@ def _job(cfg: SuiteConfig, model: PreparedModel, vid: str, run: dict, shared: di
             "model_is_quantized": model.is_quantized,
             "num_classes": model.num_classes,
             "torch": shared["torch"][model.name],
-            "quantizer_python": cfg.quantizer_python,
             "tflite_model": str(model.tflite_model.resolve()) if model.tflite_model else None,
-            "tflite_converter_python": cfg.tflite_converter_python,
-            "threads": cfg.threads,
         },
+        "settings": cfg.settings.job(),
     }
 
 
@@ -316,15 +314,15 @@ def run_suite(cfg: SuiteConfig, models: list[PreparedModel] | PreparedModel, dat
               log: Callable[[str], None] = print) -> dict:
     """Benchmark every selected variant of every model into ``cfg.out``; returns the summary."""
     models = [models] if isinstance(models, PreparedModel) else list(models)
-    count = cfg.repeats or cfg.profile.repeats
+    count = cfg.settings.repeats or cfg.profile.repeats
     (cfg.out / ARTIFACTS).mkdir(parents=True, exist_ok=True)
     log("recording the environment...")
     run = {
-        "host": cfg.host,
-        "host_kind": cfg.host_kind,
+        "host": cfg.settings.host_label,
+        "host_kind": cfg.settings.host_kind,
         "profile": cfg.profile.name,
         "data": dataset.describe(),
-        "environment": environment.collect(cfg.threads),
+        "environment": environment.collect(cfg.settings.threads),
         "batch_size": cfg.profile.batch_size,
     }
     several = len(models) > 1
@@ -333,8 +331,8 @@ def run_suite(cfg: SuiteConfig, models: list[PreparedModel] | PreparedModel, dat
     summary = {
         "schema_version": results.SCHEMA_VERSION,
         "status": "running",
-        "host": cfg.host,
-        "host_kind": cfg.host_kind,
+        "host": cfg.settings.host_label,
+        "host_kind": cfg.settings.host_kind,
         "profile": cfg.profile.name,
         "model": models[0].describe(),
         "models": [m.name for m in models],
@@ -352,7 +350,9 @@ def run_suite(cfg: SuiteConfig, models: list[PreparedModel] | PreparedModel, dat
         with tempfile.TemporaryDirectory(prefix="servebench-jobs-") as tmp:
             folder = Path(tmp)
             shared = {"splits": worker.share_splits(dataset.splits, folder),
-                      "torch": {m.name: torch_source(m, folder) for m in models}}
+                      "torch": {m.name: torch_source(m, folder,
+                                                     allow_pickle=cfg.settings.allow_pickle)
+                                for m in models}}
             ahead = prepare_ahead(cfg, jobs, run, shared, folder, log)
             for r in range(1, count + 1):
                 for i, (model, vid, key) in enumerate(jobs, 1):

@@ -33,11 +33,12 @@ from typing import Callable
 import numpy as np
 
 from . import errors, results
+from .errors import ExitCode
 from .context import Context, Split
 from .model import torch_factory
 from .profiles import LoopSpec, Profile
+from .settings import Settings
 
-INTERRUPTED = 130
 # job["mode"] of a child that only makes the variant's artifacts (suite.prepare_ahead).
 PREPARE = "prepare"
 # A child that does not leave within this many seconds of SIGTERM is killed.
@@ -115,7 +116,7 @@ def _start(job: dict, job_path: Path) -> subprocess.Popen:
 
 
 def _outcome(job: dict, code: int) -> dict | WorkerDied:
-    if code == INTERRUPTED:
+    if code == ExitCode.INTERRUPTED:
         raise KeyboardInterrupt
     result = Path(job["result"])
     if code != 0 or not result.is_file():
@@ -213,10 +214,8 @@ def context(job: dict, say: Callable[[str], None]) -> Context:
         num_classes=c["num_classes"],
         splits=_splits(job["splits"]),
         torch_model=torch_factory(c["torch"]),
-        quantizer_python=c["quantizer_python"],
         tflite_model=_optional_path(c["tflite_model"]),
-        tflite_converter_python=c["tflite_converter_python"],
-        threads=c["threads"],
+        settings=Settings.from_job(job["settings"]),
         log=say,
     )
 
@@ -229,12 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     job = json.loads(Path(args[0]).read_text())
     if not _die_with_parent(job["parent"]):
-        return INTERRUPTED
+        return ExitCode.INTERRUPTED
     try:
         with errors.sigterm_raises():  # the parent stops a child with SIGTERM: unwind, so a
             return _run(job)           # helper it started (a quantiser) is stopped too
     except KeyboardInterrupt:
-        return INTERRUPTED
+        return ExitCode.INTERRUPTED
 
 
 def _run(job: dict) -> int:
@@ -251,11 +250,11 @@ def _run(job: dict) -> int:
                                        with_accuracy=job["accuracy"])
         results.write_record(Path(job["result"]), record)
     except KeyboardInterrupt:
-        return INTERRUPTED
+        return ExitCode.INTERRUPTED
     except OSError as e:  # the job folder is full: the parent records the error
         _say(f"cannot write the record: {e.filename}: {e.strerror or e}")
-        return 3
-    return 0
+        return ExitCode.FILE
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from servebench_engine.errors import ExitCode
+
 from .conftest import make_onnx
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,7 +108,7 @@ def test_full_disk_is_one_line_naming_the_path_and_no_truncated_file(tmp_path):
         proc = engine(["--model", model, "--profile", "smoke", "--out", disk / "run",
                        "--variants", "onnx-cpu"], scratch)
         stdout, stderr = proc.communicate(timeout=120)
-        assert proc.returncode == 3, (stdout, stderr)
+        assert proc.returncode == ExitCode.FILE == 7, (stdout, stderr)
         line = one_line_error(stderr)
         assert str(disk / "run") in line and "No space left" in line
         left = [p.name for p in (disk / "run").rglob("*") if p.is_file()]

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from servebench_engine.context import Context, Split
 from servebench_engine.profiles import PROFILES
+from servebench_engine.settings import Settings
 from servebench_engine.variants import load_class
 from servebench_engine.results import jsonable
 
@@ -28,7 +29,8 @@ model, workdir, data, variant_id = sys.argv[1:5]
 split = Split(np.load(data + ".images.npy"), np.load(data + ".labels.npy"))
 ctx = Context(workdir=Path(workdir), profile=PROFILES["smoke"], model_onnx=Path(model),
               model_is_quantized=False, num_classes=11,
-              splits={"validation": split, "evaluation": split}, threads=1, log=lambda m: None)
+              splits={"validation": split, "evaluation": split}, settings=Settings(threads=1),
+              log=lambda m: None)
 variant = load_class(variant_id)()
 started = time.perf_counter()
 variant.prepare(ctx)
