@@ -5,11 +5,11 @@ refusals, which leave the lease as it was."""
 from __future__ import annotations
 
 import json
+import stat
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from servebench.provision.cli import chi_extend
 from tests.provision.cli_fixtures import Cli, assert_no_secrets, cli  # noqa: F401
@@ -49,6 +49,7 @@ def test_extend_moves_the_lease_end_and_the_inventory_with_it(cli: Cli):
     assert len(puts) == 1 and puts[0].status == 200, puts
     new_end = utc(lease.end).isoformat(timespec="minutes")
     assert lease_end_in_inventory(cli, name) == new_end
+    assert stat.S_IMODE(cli.inventory(name).stat().st_mode) == 0o600  # it names the key file
     assert f"lease_end {new_end}" in result.output
     # 2 node-hours of compute_liqid at 4 SU (8 on a two-A100 node) from scripts/servebench/rates.yml.
     assert "the added time costs 8 SU (up to 16 SU" in result.output, result.output
