@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from servebench.errors import ProvisionError, ServebenchError, StateError
+from servebench.errors import ProvisionError, StateError
 
 from . import inventory, lease
 from .cloud import failure, short
@@ -57,9 +57,7 @@ def extend(state: State, by: timedelta, say: Callable[[str], None]) -> datetime:
     say(f"extending lease {name} by {delta} (it ends {_fmt(old_end)})")
     try:
         lease.prolong(entry["id"], by)
-    except ServebenchError:
-        raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 -- python-chi and clients raise anything
         if lease.is_not_enough(exc):
             raise ProvisionError(
                 f"Blazar refused to extend lease {name} by {delta} ({short(exc, 120)}): its "
