@@ -21,7 +21,8 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable
+from collections.abc import Sequence
+from typing import Any, Callable
 
 DEBUG_VARIABLE = "SERVEBENCH_DEBUG"
 
@@ -84,7 +85,8 @@ class OutputError(EngineError):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM: handled like Ctrl-C (suite.json says interrupted, temporary files go)."""
+    """SIGTERM, raised by :func:`sigterm_raises`: handled like Ctrl-C (bench-run: suite.json says
+    interrupted, temporary files go; chi-up: its rollback runs), exit 143."""
 
     exit_code = ExitCode.TERMINATED
 
@@ -93,30 +95,47 @@ def _error(text: str) -> None:
     print(f"error: {text}", file=sys.stderr, flush=True)
 
 
-def exit_status(body: Callable[[], object]) -> int:
-    """Run ``body`` with SIGTERM unwinding like Ctrl-C; its exit status, and one line on stderr
-    for anything that went wrong (a traceback only for a bug with SERVEBENCH_DEBUG=1)."""
+# (exception types, what to say and the exit status): a side's own failures, tried in order
+# before the ones both sides share (Ctrl-C, then any other exception: a bug).
+Handler = tuple[type[BaseException] | tuple[type[BaseException], ...],
+                Callable[[Any], tuple[str, int]]]
+
+
+def _os_error(exc: OSError) -> tuple[str, int]:
+    error = OutputError.from_os_error(exc)
+    return str(error), error.exit_code
+
+
+ENGINE_HANDLERS: tuple[Handler, ...] = (
+    (EngineError, lambda e: (str(e), e.exit_code)),
+    (OSError, _os_error),
+    (Terminated, lambda e: ("terminated (SIGTERM); the records finished before are kept",
+                            ExitCode.TERMINATED)),
+)
+
+
+def exit_status(body: Callable[[], object], *, handlers: Sequence[Handler] = ENGINE_HANDLERS,
+                error: Callable[[str], None] = _error, sigterm: bool = True) -> int:
+    """Run ``body`` (with SIGTERM unwinding like Ctrl-C, unless ``sigterm`` is False); its exit
+    status, and one line through ``error`` for anything that went wrong (a traceback only for a
+    bug with SERVEBENCH_DEBUG=1). The one top-level handler of both sides: the control side
+    (servebench.command) passes its own ``handlers``."""
     try:
-        with sigterm_raises():
+        with sigterm_raises() if sigterm else contextlib.nullcontext():
             code = body()
-    except EngineError as e:
-        _error(str(e))
-        return e.exit_code
-    except OSError as e:
-        error = OutputError.from_os_error(e)
-        _error(str(error))
-        return error.exit_code
-    except Terminated:
-        _error("terminated (SIGTERM); the records finished before are kept")
-        return ExitCode.TERMINATED
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return ExitCode.INTERRUPTED
-    except Exception as e:  # noqa: BLE001 -- a bug of ours: still one line, unless debugging
+    except (Exception, KeyboardInterrupt) as exc:
+        for kinds, handle in handlers:
+            if isinstance(exc, kinds):
+                text, status = handle(exc)
+                error(text)
+                return status
+        if isinstance(exc, KeyboardInterrupt):
+            error("interrupted")
+            return ExitCode.INTERRUPTED
         if os.environ.get(DEBUG_VARIABLE):
             raise
-        _error(f"unexpected {type(e).__name__}: {e} (a bug: rerun with {DEBUG_VARIABLE}=1 for "
-               "the traceback and report it)")
+        error(f"unexpected {type(exc).__name__}: {exc} (a bug: rerun with {DEBUG_VARIABLE}=1 "
+              "for the traceback and report it)")
         return ExitCode.BUG
     return ExitCode.OK if code is None else int(code)
 
@@ -136,9 +155,8 @@ def raise_if_signalled() -> None:
 @contextlib.contextmanager
 def sigterm_raises():
     """SIGTERM (``timeout`` in the benchmark role, a stopped job) unwinds like Ctrl-C: the
-    suite marks itself interrupted and the temporary folders are removed on the way out.
-    (servebench.command.sigterm_raises is its control-side twin: the node side cannot import
-    the control side.)"""
+    suite marks itself interrupted and the temporary folders are removed on the way out (the
+    control side's commands use it too: chi-up's rollbacks run)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -7,45 +7,34 @@ traceback (unless SERVEBENCH_DEBUG=1, for a bug).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import sys
-import threading
 from typing import Callable
 
 import click
 
+# One handler and one SIGTERM guard for both sides: the engine's (the node side cannot import
+# this package; this side may import the engine's errors, which need only the standard library).
+from servebench_engine.errors import Handler, sigterm_raises
+from servebench_engine.errors import exit_status as _exit_status
+
 from .errors import ExitCode, ServebenchError, Terminated
 
-DEBUG_VARIABLE = "SERVEBENCH_DEBUG"
+__all__ = ["OneLineCommand", "exit_status", "sigterm_raises"]
+
+HANDLERS: tuple[Handler, ...] = (
+    # Click's usage errors (a missing option, a bad value): one line, no usage block.
+    (click.ClickException, lambda e: (f"{e.format_message()} (see --help)", ExitCode.USAGE)),
+    (ServebenchError, lambda e: (e.format(), e.exit_code)),
+    (Terminated, lambda e: ("terminated", ExitCode.TERMINATED)),
+    # Click turns a Ctrl-C during a prompt into Abort.
+    (click.Abort, lambda e: ("interrupted", ExitCode.INTERRUPTED)),
+)
 
 
 def exit_status(body: Callable[[], object], error: Callable[[str], None]) -> int:
-    """Run ``body``; return its exit status, printing through ``error`` what went wrong."""
-    try:
-        code = body()
-    except click.ClickException as exc:
-        # Click's usage errors (a missing option, a bad value): one line, no usage block.
-        error(f"{exc.format_message()} (see --help)")
-        return ExitCode.USAGE
-    except ServebenchError as exc:
-        error(exc.format())
-        return exc.exit_code
-    except Terminated:
-        error("terminated")
-        return ExitCode.TERMINATED
-    except (KeyboardInterrupt, click.Abort):
-        # Click turns a Ctrl-C during a prompt into Abort.
-        error("interrupted")
-        return ExitCode.INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 -- a bug of ours: still one line, unless debugging
-        if os.environ.get(DEBUG_VARIABLE):
-            raise
-        error(f"unexpected {type(exc).__name__}: {exc} (a bug: rerun with {DEBUG_VARIABLE}=1 "
-              "for the traceback and report it)")
-        return ExitCode.BUG
-    return ExitCode.OK if code is None else int(code)
+    """Run ``body``; return its exit status, printing through ``error`` what went wrong. SIGTERM
+    is left to the commands that handle it (:func:`sigterm_raises` around their work)."""
+    return _exit_status(body, handlers=HANDLERS, error=error, sigterm=False)
 
 
 class OneLineCommand(click.Command):
@@ -64,21 +53,3 @@ class OneLineCommand(click.Command):
         # Handled here, where the context (and what the body left in ctx.obj) is still known.
         return exit_status(lambda: super(OneLineCommand, self).invoke(ctx),
                            lambda text: self.error_line(ctx, text))
-
-
-@contextlib.contextmanager
-def sigterm_raises():
-    """SIGTERM (a closed terminal, a killed CI job) unwinds like Ctrl-C: rollbacks and cleanups
-    run, and the command exits 143."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum, frame):
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -7,23 +7,14 @@ Every console script exits through one handler (servebench.command.exit_status):
 
 from __future__ import annotations
 
-import enum
+# Terminated (SIGTERM unwinding like Ctrl-C) is the engine's: its sigterm_raises raises it.
+from servebench_engine.errors import Terminated, exit_code_enum  # noqa: F401
 
-
-class ExitCode(enum.IntEnum):
-    """The exit statuses of chi-up, chi-down, chi-status, bench-report and servebench.collect (README,
-    "Exit codes"). bench-run has the same numbers in its own package (the node side never imports
-    this one)."""
-
-    OK = 0
-    BUG = 1            # an unexpected error: a bug of ours
-    USAGE = 2          # usage or configuration (and an output that could not be written)
-    STATE = 3          # the state file
-    PROVISION = 4
-    TEARDOWN = 5       # teardown left something
-    REGRESSION = 6     # bench-report --compare --fail-above: a significant slowdown over it
-    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
-    TERMINATED = 143   # SIGTERM (128 + SIGTERM), where a command handles it
+# The control side's rows of the one exit-code table (servebench_engine.errors.EXIT_CODES, each
+# code one meaning on both sides): chi-up, chi-down, chi-status, chi-extend, bench-report and
+# servebench.collect exit with these (README, "Exit codes").
+ExitCode = exit_code_enum("OK", "BUG", "USAGE", "STATE", "PROVISION", "TEARDOWN", "REGRESSION",
+                          "INTERRUPTED", "TERMINATED")
 
 
 class ServebenchError(Exception):
@@ -85,11 +76,5 @@ class Interrupted(ServebenchError):
 
 class TerminatedError(Interrupted):
     """SIGTERM, rolled back like Ctrl-C."""
-
-    exit_code = ExitCode.TERMINATED
-
-
-class Terminated(KeyboardInterrupt):
-    """Raised by a command's SIGTERM handler: unwinds like Ctrl-C (rollbacks run), exits 143."""
 
     exit_code = ExitCode.TERMINATED
