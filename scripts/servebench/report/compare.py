@@ -38,6 +38,7 @@ from ..errors import OutputError, RegressionError, UsageError
 from ..files import move_into, open_own_folder
 from . import formatting as fmt
 from .load import Host, Record, Run
+from .columns import COMPARE, shown
 from .plots import compare_plot
 from .student_t import t_quantile
 from .render import flatten, md_cell
@@ -152,8 +153,8 @@ class Row:
     variant: str
     host_a: str
     host_b: str
-    p50_a: float | None
-    p50_b: float | None
+    a: Record | None                      # the record in each run (None: not in that run)
+    b: Record | None
     ratio: Ratio | None
     note: str | None                      # why there is no ratio
     # Both runs have the row, yet it has no ratio where one was due: the gate cannot pass it.
@@ -199,11 +200,6 @@ def _by_key(host: Host) -> dict[tuple[str, str], Record]:
             if r.status != "unreadable" or r.model or only}
 
 
-def _p50(rec: Record | None) -> float | None:
-    lat = rec.data.get("latency_ms") if rec is not None and rec.ok else None
-    return lat.get("p50") if isinstance(lat, dict) else None
-
-
 def _row(key: tuple[str, str], ha: Host, hb: Host, ra: Record | None, rb: Record | None) -> Row:
     note, ratio = None, None
     if ra is None or rb is None:
@@ -221,7 +217,7 @@ def _row(key: tuple[str, str], ha: Host, hb: Host, ra: Record | None, rb: Record
     # passed. Only a variant that did not run in A, and now runs in B, owes no ratio.
     unjudged = (ra is not None and rb is not None and ratio is None
                 and (ra.ok or "unreadable" in (ra.status, rb.status)))
-    return Row(key[0], key[1], ha.name, hb.name, _p50(ra), _p50(rb), ratio, note, unjudged)
+    return Row(key[0], key[1], ha.name, hb.name, ra, rb, ratio, note, unjudged)
 
 
 def environment_differences(ha: Host, hb: Host) -> tuple[tuple[str, str, str], ...]:
@@ -272,12 +268,20 @@ def _ratio_text(r: Row) -> tuple[str, str, str]:
     return f"{r.ratio.estimate:.3f}", ci, r.ratio.call
 
 
+def _sides(r: Row) -> list[tuple[str, str]]:
+    """(heading, text) of each figure the column table shows in a compare, A then B."""
+    return [(f"{side} {col.header}", col.brief(rec)) for col in shown(COMPARE)
+            for side, rec in (("A", r.a), ("B", r.b))]
+
+
 def text_lines(c: Comparison) -> list[str]:
+    units = [col.unit for col in shown(COMPARE) for _ in "AB"]
     lines = []
     for r in c.rows:
         ratio, ci, call = _ratio_text(r)
-        lines.append(f"{r.label}: A p50 {fmt.sig(r.p50_a)} ms, B p50 {fmt.sig(r.p50_b)} ms, "
-                     f"B/A {ratio} {ci}: {call}")
+        figures = "".join(f"{head} {text}{' ' * bool(unit)}{unit}, "
+                          for (head, text), unit in zip(_sides(r), units))
+        lines.append(f"{r.label}: {figures}B/A {ratio} {ci}: {call}")
     return lines
 
 
@@ -290,12 +294,14 @@ def markdown(c: Comparison, threshold: float | None, plot: str | None) -> str:
     if threshold is not None:
         out += [f"Gate: fail when a gated row is significantly slower by more than "
                 f"{threshold * 100:g} %.", ""]
-    out += ["| model | variant | host | A p50 ms | B p50 ms | B/A | 95 % CI | call | method |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    heads = ["model", "variant", "host"] + [
+        f"{side} {col.header}{' ' * bool(col.unit)}{col.unit}" for col in shown(COMPARE)
+        for side in "AB"] + ["B/A", "95 % CI", "call", "method"]
+    out += ["| " + " | ".join(md_cell(h) for h in heads) + " |", "|---" * len(heads) + "|"]
     for r in c.rows:
         ratio, ci, call = _ratio_text(r)
         host = r.host_a if r.host_a == r.host_b else f"{r.host_a} -> {r.host_b}"
-        cells = [r.model, r.variant, host, fmt.sig(r.p50_a), fmt.sig(r.p50_b), ratio, ci, call,
+        cells = [r.model, r.variant, host, *(text for _, text in _sides(r)), ratio, ci, call,
                  r.ratio.method if r.ratio else ""]
         out.append("| " + " | ".join(md_cell(x) for x in cells) + " |")
     out.append("")

@@ -14,11 +14,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .load import Host, Record, Run
-from .targets import BYTES_PER_MB, Targets
+from .columns import LATENCY_PLOT, figure, shown
+from .targets import Targets
 from .verdict import applies
 
 DPI = 110
-PERCENTILES = (("p50", "#1f77b4"), ("p95", "#ff7f0e"), ("p99", "#d62728"))
+# One colour per column the table shows in the latency plot (columns.LATENCY_PLOT), in order.
+BAR_COLOURS = ("#1f77b4", "#ff7f0e", "#d62728", "#9467bd", "#8c564b")
 TARGET_COLOURS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
 TARGET_STYLES = ("--", "-.", ":", (0, (5, 2, 1, 2)))
 HOST_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
@@ -65,11 +67,6 @@ def _maybe_log(axis_setter, values: list[float]) -> None:
         axis_setter("log")
 
 
-def _stat(record: Record, name: str, field: str) -> float | None:
-    stats = record.data.get(name)
-    return stats.get(field) if isinstance(stats, dict) else None
-
-
 def _host_title(host: Host) -> str:
     return f"{host.name} ({host.kind})"
 
@@ -90,14 +87,16 @@ def latency_plot(run: Run, targets: Targets, path: Path) -> Plot | None:
     groups = _plotted(run)
     if not groups:
         return None
-    fig, axes = _hbar_figure(groups, len(PERCENTILES))
-    width = 0.8 / len(PERCENTILES)
+    bars = shown(LATENCY_PLOT)
+    fig, axes = _hbar_figure(groups, len(bars))
+    width = 0.8 / len(bars)
     for ax, (host, records) in zip(axes, groups):
         values = []
-        for j, (pct, colour) in enumerate(PERCENTILES):
-            xs = [_stat(r, "latency_ms", pct) for r in records]
-            ys = [i + (j - 1) * width for i in range(len(records))]
-            ax.barh(ys, [x or 0 for x in xs], height=width, color=colour, label=pct)
+        for j, column in enumerate(bars):
+            xs = [column.figure(r.data) for r in records]
+            ys = [i + (j - (len(bars) - 1) / 2) * width for i in range(len(records))]
+            ax.barh(ys, [x or 0 for x in xs], height=width,
+                    color=BAR_COLOURS[j % len(BAR_COLOURS)], label=column.header)
             values += [x for x in xs if x]
         lines = _target_lines(targets, [host], "p50_ms_below")
         for label, value, style in lines:
@@ -122,7 +121,7 @@ def throughput_plot(run: Run, targets: Targets, path: Path) -> Plot | None:
         return None
     fig, axes = _hbar_figure(groups, 1)
     for ax, (host, records) in zip(axes, groups):
-        xs = [r.data.get("batch_throughput") for r in records]
+        xs = [figure("batch", r) for r in records]
         ax.barh(range(len(records)), [x or 0 for x in xs], height=0.6, color="#1f77b4")
         for i, x in enumerate(xs):
             ax.annotate("n/a" if x is None else f"{x:,.0f}", (x or 0, i), xytext=(4, 0),
@@ -189,9 +188,8 @@ def size_latency_plot(run: Run, targets: Targets, path: Path) -> Plot | None:
     points = []
     many_hosts = len(groups) > 1
     for k, (host, records) in enumerate(groups):
-        pts = [(r.data["model_size_bytes"] / BYTES_PER_MB, _stat(r, "latency_ms", "p50"),
-                run.label(r)) for r in records
-               if r.data.get("model_size_bytes") is not None and _stat(r, "latency_ms", "p50")]
+        pts = [(figure("size", r), figure("p50", r), run.label(r)) for r in records
+               if figure("size", r) is not None and figure("p50", r)]
         if not pts:
             continue
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=40, zorder=3,

@@ -20,6 +20,7 @@ import jinja2
 from ..errors import OutputError
 from ..files import move_into, open_own_folder
 from . import formatting as fmt
+from .columns import REPORT, shown, variant_row
 from .load import Host, Record, Run
 from .plots import PLOT_NAMES, write_plots
 from .targets import TARGET_HOST_KINDS, Target, Targets
@@ -141,64 +142,9 @@ def _verdict_row(run: Run, host: Host, rec: Record, verdict: Verdict, targets: T
             "cells": [_cell(judged.get(t.id), host) for t in targets.targets]}
 
 
-def _percentile(lat: dict, p: str) -> str:
-    """The value, marked † when not valid (under LoadGen's minimum query count)."""
-    text = fmt.sig(lat.get(p))
-    return f"{text} †" if (lat.get("valid") or {}).get(p) is False else text
-
-
-def _interval(ci: Any) -> str:
-    return (f"[{fmt.sig(ci[0])}, {fmt.sig(ci[1])}]"
-            if isinstance(ci, (list, tuple)) and len(ci) == 2 else fmt.NA)
-
-
-def _repeats(d: dict) -> str:
-    rep = d.get("repeats")
-    if not isinstance(rep, dict) or not rep.get("count"):
-        return fmt.NA
-    if rep["count"] == 1 or rep.get("spread") is None:
-        return str(rep["count"])
-    verdict = "replicable" if rep.get("replicable") else "NOT replicable"
-    return f"{rep['count']}, spread {rep['spread']:.3f}×, {verdict}"
-
-
-def _variant_row(host: Host, rec: Record) -> dict:
-    d = rec.data
-    lat = d.get("latency_ms") if isinstance(d.get("latency_ms"), dict) else {}
-    ci = lat.get("median_ci95")
-    providers = d.get("providers") or {}
-    active = providers.get("active") or []
-    requested = providers.get("requested") or []
-    prov = ", ".join(active)
-    if not active and requested:
-        prov = f"asked {', '.join(requested)}"
-    elif requested and list(requested) != list(active):
-        prov = f"asked {', '.join(requested)}; ran {prov}"
-    noisy = lat.get("noisy")
-    return {
-        "host": host.name, "variant": rec.variant, "status": rec.status,
-        "p50": _percentile(lat, "p50"), "p95": _percentile(lat, "p95"),
-        "p99": _percentile(lat, "p99"), "p99_ci": _interval((lat.get("ci95") or {}).get("p99")),
-        "mean": (f"{fmt.sig(lat['mean'])} ± {fmt.sig(lat.get('stdev'))}"
-                 if lat.get("mean") is not None else fmt.NA),
-        "ci": _interval(ci),
-        "count": lat.get("count", fmt.NA),
-        "noisy": fmt.NA if noisy is None else ("noisy" if noisy else "no"),
-        "fps_p50": fmt.sig(d.get("single_fps_from_p50")),
-        "fps_trials": fmt.sig(d.get("single_fps_trials")),
-        "repeats": _repeats(d),
-        "batch": fmt.sig(d.get("batch_throughput")),
-        "cold": fmt.sig(d.get("cold_start_ms")),
-        "size": fmt.size(d.get("model_size_bytes")),
-        "accuracy": fmt.accuracy(d.get("accuracy")),
-        "route": d.get("route") or "",
-        "providers": prov,
-    }
-
-
 def _variant_groups(run: Run) -> list[dict]:
     """The variant rows, one group per model (one unnamed group when the run has one model)."""
-    rows = [(r.model, _variant_row(h, r)) for h, r in run.records() if r.data]
+    rows = [(r.model, variant_row(h, r)) for h, r in run.records() if r.data]
     if len(run.models) <= 1:
         return [{"model": None, "rows": [row for _, row in rows]}]
     return [{"model": m, "rows": [row for model, row in rows if model == m]}
@@ -266,6 +212,7 @@ def build_context(run: Run, targets: Targets, verdict: Verdict, plots: list) -> 
                      "rule": target_rule(t)} for t in targets.targets],
         "summary": [summary_line(s, run) for s in verdict.summaries],
         "verdict_rows": [_verdict_row(run, h, r, verdict, targets) for h, r in ok_pairs],
+        "columns": [c.header for c in shown(REPORT)],
         "variant_groups": _variant_groups(run),
         "problems": [{"host": h.name, "variant": run.label(r), "status": r.status,
                       "reason": r.reason or "no reason given"}
