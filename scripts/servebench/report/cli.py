@@ -29,7 +29,8 @@ from .targets import load_targets
                    "variant, with a 95 % interval from the repeats and a significance call.")
 @click.option("--fail-above", "fail_above", default=None, metavar="PERCENT",
               help="With --compare: exit 6 when a significant slowdown exceeds PERCENT "
-                   "(e.g. 5%), measured over repeats (a regression gate for CI).")
+                   "(e.g. 5%), measured over repeats (a regression gate for CI); exit 2 when "
+                   "the gate judged nothing, or a row of both runs has no ratio (fails closed).")
 def main(run_dir: Path | None, targets_file: Path | None, out_dir: Path | None,
          compare_dirs: tuple[Path, Path] | None, fail_above: str | None) -> None:
     """Write the report of one benchmark run, or compare two.
