@@ -26,9 +26,13 @@ def our_lease(cli: Cli, name: str):
 
 
 def lease_end_in_inventory(cli: Cli, name: str) -> str:
+    return host_vars(cli, name)["lease_end"]
+
+
+def host_vars(cli: Cli, name: str) -> dict:
     hosts = yaml.safe_load(cli.inventory(name).read_text())["all"]["hosts"]
-    (host_vars,) = hosts.values()
-    return host_vars["lease_end"]
+    (only,) = hosts.values()
+    return only
 
 
 def utc(epoch: float) -> datetime:
@@ -40,6 +44,7 @@ def test_extend_moves_the_lease_end_and_the_inventory_with_it(cli: Cli):
     assert cli.up("tacc", name).exit_code == 0
     lease = our_lease(cli, name)
     old_end = lease.end
+    assert host_vars(cli, name)["node_type"] == "compute_liqid"  # what the report prices it by
 
     result = extend(cli, "--name", name, "--by", "2h")
     assert result.exit_code == 0, result.output

@@ -9,8 +9,10 @@ as ``cpu_server`` so the report judges them on the server-CPU target.
 
 Host vars: ``ansible_host`` (floating IP), ``ansible_port``, ``ansible_user`` (``cc`` on
 servers, ``root`` in containers), ``ansible_ssh_private_key_file``, ``site``, ``lease_end``
-(ISO, UTC), and SSH options that pin each node's host key on first contact in a known_hosts
-file of the deployment (floating IPs are reused, so the user's own known_hosts would clash).
+(ISO, UTC; chi-extend moves it), ``node_type`` (what servebench.cost prices the host by;
+absent for a node reserved by name), and SSH options that pin each node's host key on first
+contact in a known_hosts file of the deployment (floating IPs are reused, so the user's own
+known_hosts would clash).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Host:
     lease_end: str
     kind: str            # "server" or "container"
     has_gpu: bool = False
+    node_type: str | None = None   # what the lease reserved (None: a node reserved by name)
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -89,6 +92,7 @@ def render(deployment: str, hosts: list[Host], known_hosts: Path) -> dict:
             "site": h.site,
             "lease_end": h.lease_end,
             "servebench_deployment": deployment,
+            **({"node_type": h.node_type} if h.node_type else {}),
         }
         for h in hosts
     }

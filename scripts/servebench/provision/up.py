@@ -321,7 +321,8 @@ class Provisioner:
         host = inventory.Host(
             name=plan.node, address=fip.address, port=plan.ssh_port, user=plan.ssh_user,
             key=plan.key, site=plan.site.region, lease_end=lease_end.isoformat(timespec="minutes"),
-            kind="container" if plan.site.is_edge else "server", has_gpu=plan.has_gpu)
+            kind="container" if plan.site.is_edge else "server", has_gpu=plan.has_gpu,
+            node_type=plan.node_type)
         path = inventory.write(plan.inventory_path, plan.name, [host], known_hosts)
         self.state.set("inventory", str(path))
         self.state.set("known_hosts", str(known_hosts))
