@@ -104,7 +104,9 @@ def test_extend_refuses_bad_input_before_touching_anything(cli: Cli):
     bad = extend(cli, "--name", "serve_none", "--by", "forever")
     assert bad.exit_code == 2 and "bad --by 'forever'" in bad.output, bad.output
     missing = extend(cli, "--name", "serve_none", "--by", "1h")
-    assert missing.exit_code == 3 and "no deployment found" in missing.output, missing.output
+    assert missing.exit_code == 3 and "no state file at" in missing.output, missing.output
+    nothing = extend(cli, "--by", "1h")
+    assert nothing.exit_code == 3 and "no deployment found" in nothing.output, nothing.output
     assert not cli.fake.requests_to("PUT", r"/leases/")
 
 

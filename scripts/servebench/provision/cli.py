@@ -364,7 +364,7 @@ def chi_extend(console: _Console, name, by, openrc, project, http_timeout, wait_
     changes (exit 4)."""
     delta = lease.parse_duration(by, option="--by")
     path = _find_state(name, state_path)
-    if path is None or not path.exists():
+    if path is None:
         raise StateError("no deployment found in .servebench/", hint="run chi-up first, or pass --state")
     with state_mod.locked(state_mod.State.load(path).name):
         state = state_mod.State.load(path)  # again, under the lock
