@@ -32,7 +32,7 @@ import click
 from .command import OneLineCommand
 from .errors import OutputError, ServebenchError, UsageError
 from .files import write_private
-from .schema import HOST_KINDS, SCHEMA_VERSION, problem, version_problem
+from .schema import HOST_KINDS, SCHEMA_VERSION, loads, problem, version_problem
 
 RUNS_DIR = "runs"
 SUITE_FILE = "suite.json"
@@ -47,20 +47,20 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    """(document, None), or (None, why it is not readable JSON)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
+        return loads(path.read_text(encoding="utf-8")), None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # NaN and Infinity too
+        return None, f"not readable JSON ({' '.join(str(exc).split())[:120]})"
 
 
 def read_suites(host_dir: Path) -> tuple[list[tuple[str, dict]], list[str]]:
     """(runtime, summary) of each engine run of a host, and what was wrong with the others."""
     suites, problems = [], []
     for path in sorted((host_dir / RUNS_DIR).glob(f"*/{SUITE_FILE}")):
-        doc = _read_json(path)
-        why = ("not readable JSON" if doc is None
-               else version_problem(doc, "rerun the benchmark stage") or problem("suite", doc))
+        doc, why = _read_json(path)
+        why = why or version_problem(doc, "rerun the benchmark stage") or problem("suite", doc)
         if why:
             problems.append(f"{path.relative_to(host_dir)}: {why}")
         else:
@@ -127,7 +127,7 @@ def _write(path: Path, kind: str, doc: dict) -> None:
     if wrong:  # what we made ourselves: a bug, never written
         raise ServebenchError(f"{path.name} would not match the schema ({wrong})")
     try:
-        write_private(path, json.dumps(doc, indent=2) + "\n", mode=0o644)
+        write_private(path, json.dumps(doc, indent=2, allow_nan=False) + "\n", mode=0o644)
     except OSError as exc:
         raise OutputError(f"cannot write {exc.filename or path}: {exc.strerror or exc}",
                           hint="free space or make the results folder writable") from None
@@ -162,7 +162,7 @@ def collect(run_dir: Path, plan: dict) -> dict:
         status = host_status(host, bool(suites), problems)
         _write(host_dir / HOST_STATUS_FILE, "host_status", status)
         statuses.append(status)
-    earlier = _read_json(run_dir / RUN_FILE)
+    earlier, _ = _read_json(run_dir / RUN_FILE)
     started = earlier.get("started_at") if isinstance(earlier, dict) else None
     run = {
         "schema_version": SCHEMA_VERSION,

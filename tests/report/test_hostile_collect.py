@@ -81,3 +81,20 @@ def test_a_latest_that_is_a_real_folder_is_one_line_and_left_alone(tmp_path):
                            "keeps"), line
     assert snapshot(latest) == {"mine.txt": b"kept\n"} and not latest.is_symlink()
     assert (run / "run.json").is_file()
+
+
+def test_an_engine_summary_with_nan_is_not_merged(tmp_path):
+    run = tmp_path / "results" / "r"
+    _engine_run(run / "n1", "n1")
+    summary = run / "n1" / "runs" / "cpu" / "suite.json"
+    doc = json.loads(summary.read_text())
+    doc["results"]["onnx-cpu"]["p50_ms"] = float("nan")
+    summary.write_text(json.dumps(doc))                 # Python writes NaN as such
+    done = _collect(run, [{"host": "n1", "kind": "cpu_server", "failure": {}}], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert not (run / "n1" / "suite.json").exists()
+    status = json.loads((run / "n1" / "host_status.json").read_text())
+    assert status["status"] == "failed"
+    assert status["reason"] == ("runs/cpu/suite.json: not readable JSON (NaN is not a number (JSON "
+                                "has no NaN or Infinity))"), status
+    assert ": NaN" not in (run / "run.json").read_text()      # no NaN figure written
