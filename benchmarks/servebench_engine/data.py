@@ -3,10 +3,12 @@
 Layout: ``<root>/{training,validation,evaluation}/class_XX/*.jpg``; labels are the index of the
 class folder in sorted order (torchvision ImageFolder's order, which the model was trained with).
 
-Preprocessing reproduces torchvision's Resize(224) -> CenterCrop(224) -> ToTensor -> Normalize
-with Pillow and numpy only (nodes have no torchvision): the short side goes to 224 with PIL's
-bilinear filter (antialiased, as torchvision does for PIL images), the long side to
-``int(224 * long / short)``, then the centre crop with torchvision's rounding.
+Preprocessing follows the model's data config (model.DataConfig: input size, mean/std,
+interpolation, crop) and reproduces torchvision's Resize -> CenterCrop -> ToTensor -> Normalize
+(timm's eval transform) with Pillow and numpy only (nodes have no torchvision). By default, the
+study's MobileNetV2: the short side goes to 224 with PIL's bilinear filter (antialiased, as
+torchvision does for PIL images), the long side to ``int(224 * long / short)``, then the centre
+crop with torchvision's rounding.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 import random
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +24,17 @@ from PIL import Image
 
 from .context import Split
 from .errors import InputError
+from .model.data_config import DEFAULT, DataConfig
 
 SPLITS = ("training", "validation", "evaluation")
 LOADED_SPLITS = ("validation", "evaluation")  # nothing here trains
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
-SIZE = 224
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+SIZE = DEFAULT.size[0]
+MEAN = np.array(DEFAULT.mean, dtype=np.float32)
+STD = np.array(DEFAULT.std, dtype=np.float32)
+RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+              "bicubic": Image.Resampling.BICUBIC, "box": Image.Resampling.BOX,
+              "hamming": Image.Resampling.HAMMING, "lanczos": Image.Resampling.LANCZOS}
 SYNTHETIC_SEED = 11
 # The model's class count sizes the synthetic tree: 1000 classes made 6,000 JPEGs and 2.4 GB of
 # preprocessed images in smoke (9.6 GB in quick). Above this many, an evenly spaced sample of the
@@ -62,31 +68,45 @@ class Dataset:
         }
 
 
-def resize_center_crop(im: Image.Image, size: int = SIZE) -> np.ndarray:
-    """An RGB image -> [size, size, 3] uint8 pixels: the short side to ``size``, centre crop.
+def resize_center_crop(im: Image.Image, size: int = SIZE,
+                       config: DataConfig | None = None) -> np.ndarray:
+    """An RGB image -> [H, W, 3] uint8 pixels as the model's data config says (by default a
+    ``size`` square, torchvision's Resize(size) -> CenterCrop(size)).
 
     The one preprocessing of the project: every variant and tool that looks at a photo goes
-    through here, so they all see the same pixels."""
+    through here, so they all see the same pixels. As timm's eval transform: the image is
+    resized to ``floor(size / crop_pct)`` (the short side, for a square input; covering both
+    sides, for another; both sides exactly, in ``squash`` mode), then centre-cropped."""
+    cfg = config or (DEFAULT if size == SIZE else replace(DEFAULT, input_size=(3, size, size)))
+    (out_h, out_w), (scale_h, scale_w) = cfg.size, cfg.scale_size
     w, h = im.size
-    short, long = (w, h) if w <= h else (h, w)
-    new_long = int(size * long / short)
-    new_w, new_h = (size, new_long) if w <= h else (new_long, size)
+    if cfg.crop_mode == "squash":
+        new_w, new_h = scale_w, scale_h
+    elif scale_h == scale_w:  # torchvision's Resize(int): the short side, the long one truncated
+        short, long = (w, h) if w <= h else (h, w)
+        new_long = int(scale_h * long / short)
+        new_w, new_h = (scale_h, new_long) if w <= h else (new_long, scale_h)
+    else:  # timm's ResizeKeepRatio: the smallest scale that covers both sides
+        ratio = min(h / scale_h, w / scale_w)
+        new_w, new_h = round(w / ratio), round(h / ratio)
     if (new_w, new_h) != (w, h):
-        im = im.resize((new_w, new_h), Image.Resampling.BILINEAR)
-    top = int(round((new_h - size) / 2.0))
-    left = int(round((new_w - size) / 2.0))
-    return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+        im = im.resize((new_w, new_h), RESAMPLING[cfg.interpolation])
+    top = int(round((new_h - out_h) / 2.0))
+    left = int(round((new_w - out_w) / 2.0))
+    return np.asarray(im.crop((left, top, left + out_w, top + out_h)), dtype=np.uint8)
 
 
-def normalise(pixels: np.ndarray) -> np.ndarray:
-    """[H, W, 3] uint8 pixels -> [3, H, W] float32, ImageNet-normalised (torchvision's ToTensor
-    then Normalize)."""
-    arr = (np.asarray(pixels, dtype=np.float32) / 255.0 - MEAN) / STD
+def normalise(pixels: np.ndarray, config: DataConfig = DEFAULT) -> np.ndarray:
+    """[H, W, 3] uint8 pixels -> [3, H, W] float32, normalised with the config's mean and std
+    (torchvision's ToTensor then Normalize)."""
+    mean = np.asarray(config.mean, dtype=np.float32)
+    std = np.asarray(config.std, dtype=np.float32)
+    arr = (np.asarray(pixels, dtype=np.float32) / 255.0 - mean) / std
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
-def preprocess(path: Path) -> np.ndarray:
-    """One image file -> CHW float32, ImageNet-normalised.
+def preprocess(path: Path, config: DataConfig = DEFAULT) -> np.ndarray:
+    """One image file -> CHW float32, as the model's data config says.
 
     Pillow checks the pixel count from the header, before decoding: past its MAX_IMAGE_PIXELS
     (~89 MP; a photo of a dish is a few) it only warns up to twice that, which is made an error
@@ -96,14 +116,14 @@ def preprocess(path: Path) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                pixels = resize_center_crop(im.convert("RGB"))
+                pixels = resize_center_crop(im.convert("RGB"), config=config)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InputError(f"image {path} is too large to decode safely, a decompression bomb? "
                          f"({_first_line(e)}): shrink it or remove it from the data set") from None
     except Exception as e:  # noqa: BLE001 -- Pillow raises OSError, SyntaxError, ValueError...
         raise InputError(f"cannot read image {path}: {_first_line(e)} (replace or remove "
                          "the file)") from None
-    return normalise(pixels)
+    return normalise(pixels, config)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -148,7 +168,8 @@ def check_tree(root: Path) -> list[str]:
 
 
 def load_split(split_dir: Path, per_class: int, seed: int = 0,
-               label_ids: list[int] | None = None) -> tuple[Split, int]:
+               label_ids: list[int] | None = None,
+               config: DataConfig = DEFAULT) -> tuple[Split, int]:
     """Up to ``per_class`` images of each class (a fixed pseudo-random pick, same every run),
     interleaved class by class so that any prefix of the split is balanced: a variant that
     calibrates on the first N validation images sees every class, not only class_00.
@@ -164,15 +185,17 @@ def load_split(split_dir: Path, per_class: int, seed: int = 0,
         per_class_paths.append(files)
     order = [(label, files[i]) for i in range(max(map(len, per_class_paths), default=0))
              for label, files in enumerate(per_class_paths) if i < len(files)]
-    images = np.empty((len(order), 3, SIZE, SIZE), dtype=np.float32)
+    images = np.empty((len(order), *config.input_size), dtype=np.float32)
     for i, (_, p) in enumerate(order):
-        images[i] = preprocess(p)
+        images[i] = preprocess(p, config)
     ids = label_ids or list(range(len(per_class_paths)))
     labels = np.asarray([ids[label] for label, _ in order], dtype=np.int64)
     return Split(images=images, labels=labels, paths=tuple(p for _, p in order)), available
 
 
-def load_dataset(root: Path, per_class: int, *, synthetic: bool = False) -> Dataset:
+def load_dataset(root: Path, per_class: int, *, synthetic: bool = False,
+                 config: DataConfig = DEFAULT) -> Dataset:
+    """The validation and evaluation splits, preprocessed as ``config`` (the model's) says."""
     classes = check_tree(root)
     sample = _class_sample(root) if synthetic else None
     ids = None
@@ -182,7 +205,8 @@ def load_dataset(root: Path, per_class: int, *, synthetic: bool = False) -> Data
         classes = [f"class_{c:0{width}d}" for c in range(sample["of"])]
     splits, counts, available = {}, {}, {}
     for name in LOADED_SPLITS:
-        splits[name], available[name] = load_split(root / name, per_class, label_ids=ids)
+        splits[name], available[name] = load_split(root / name, per_class, label_ids=ids,
+                                                   config=config)
         counts[name] = len(splits[name].labels)
     return Dataset(splits, classes, synthetic, root, counts, available, sample)
 

@@ -14,6 +14,7 @@ from PIL import Image
 from servebench_engine.data import (SPLITS, SYNTHETIC_MAX_CLASSES, check_tree, load_dataset,
                                     make_synthetic_tree, preprocess)
 from servebench_engine.errors import InputError
+from servebench_engine.model import DataConfig
 
 from .conftest import make_onnx
 
@@ -147,3 +148,37 @@ def test_a_bomb_or_broken_image_is_one_line_naming_the_file(tmp_path, bench_run,
     wanted = "too large to decode safely" if case == "bomb" else "cannot read image"
     assert wanted in r.err
     assert not (tmp_path / "out").exists()
+
+
+MOBILEVIT = {"input_size": (3, 256, 256), "interpolation": "bicubic", "mean": (0.0, 0.0, 0.0),
+             "std": (1.0, 1.0, 1.0), "crop_pct": 0.9, "crop_mode": "center"}
+
+
+@pytest.mark.parametrize("cfg", [
+    MOBILEVIT,  # timm's mobilevit_xxs: 256x256, bicubic, resized to 284 first
+    {**MOBILEVIT, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "crop_pct": 0.875},
+    {**MOBILEVIT, "crop_mode": "squash", "interpolation": "bilinear"},
+], ids=["mobilevit", "imagenet-stats", "squash"])
+@pytest.mark.parametrize("size", [(320, 240), (240, 333), (256, 256)])
+def test_a_models_data_config_sets_its_preprocessing_as_timm_does(tmp_path, cfg, size):
+    timm_data = pytest.importorskip("timm.data", reason="timm not installed: it is the reference")
+    rng = np.random.default_rng(1)
+    path = tmp_path / "x.jpg"
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    config = DataConfig.from_mapping(cfg, "timm")
+    ours = preprocess(path, config)
+    assert ours.shape == (3, 256, 256)
+    with Image.open(path) as im:
+        want = timm_data.create_transform(**cfg, is_training=False)(im.convert("RGB")).numpy()
+    np.testing.assert_allclose(ours, want, atol=2e-5)
+
+
+def test_a_dataset_is_loaded_at_the_models_input_size(tmp_path):
+    root = make_synthetic_tree(tmp_path / "t", num_classes=2, per_class=1)
+    config = DataConfig.from_mapping(MOBILEVIT, "timm")
+    ds = load_dataset(root, per_class=1, synthetic=True, config=config)
+    assert ds.splits["evaluation"].images.shape == (2, 3, 256, 256)
+    # bicubic, not bilinear; mean 0 and std 1: pixels in [0, 1]
+    first = ds.splits["evaluation"].paths[0]
+    assert np.array_equal(ds.splits["evaluation"].images[0], preprocess(first, config))
+    assert 0.0 <= ds.splits["evaluation"].images.min() and ds.splits["evaluation"].images.max() <= 1.0

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError
+from .data_config import DATA_CONFIG_KEY, DataConfig
 from .onnx_file import (INPUT_SHAPE, OPSET, RANDOM_WEIGHTS_KEY, OnnxFacts, first_line,
                         inspect_onnx, is_quantized, sha256_of)
 from .torch_file import (DEFAULT_CLASSES, MOBILENET_V2, PROGRAM_ONNX_KEY, PROGRAM_SUFFIX,
@@ -29,7 +30,7 @@ from .torch_file import (DEFAULT_CLASSES, MOBILENET_V2, PROGRAM_ONNX_KEY, PROGRA
                          torch_factory, torch_source)
 
 __all__ = [
-    "DEFAULT_CLASSES", "EXPORTED_NAME", "INPUT_SHAPE", "MOBILENET_V2", "OPSET", "PROGRAM_ONNX_KEY",
+    "DATA_CONFIG_KEY", "DataConfig", "DEFAULT_CLASSES", "EXPORTED_NAME", "INPUT_SHAPE", "MOBILENET_V2", "OPSET", "PROGRAM_ONNX_KEY",
     "PROGRAM_SUFFIX", "RANDOM_INIT", "RANDOM_WEIGHTS_KEY", "ExportedProgram", "OnnxFacts",
     "PreparedModel", "artifacts_dir", "build_architecture", "check_names", "default_mobilenet",
     "export_onnx", "export_program", "import_torch", "inspect_onnx", "is_quantized", "load_pth",
