@@ -202,7 +202,8 @@ def load_targets(path: Path | None = None) -> Targets:
     try:
         if path.stat().st_size > MAX_TARGETS_BYTES:
             raise ConfigError(f"{path}: {path.stat().st_size:,} bytes, larger than a targets "
-                              f"file can be ({MAX_TARGETS_BYTES:,})", hint="check the --targets path")
+                              f"file can be ({MAX_TARGETS_BYTES:,})",
+                              hint="check the --targets path")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found", hint="check the --targets path") from None
