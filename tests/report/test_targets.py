@@ -107,6 +107,13 @@ def test_missing_targets_file(tmp_path, report):
     assert result.stderr.strip() == f"error: {tmp_path / 'nope.yml'}: file not found (check the --targets path)"
 
 
+def test_a_targets_file_of_megabytes_is_refused_unread(tmp_path):
+    huge = tmp_path / "targets.yml"
+    huge.write_text("# " + "x" * 2_000_000 + "\n" + GOOD_TARGET)
+    with pytest.raises(ConfigError, match=r"2,000,\d\d\d bytes, larger than a targets file can be \(1,000,000\)"):
+        load_targets(huge)
+
+
 def test_user_edited_targets_change_the_verdict(tmp_path, report):
     run = local_run(tmp_path / "results")
     lenient = tmp_path / "targets.yml"
