@@ -110,7 +110,8 @@ def test_missing_targets_file(tmp_path, report):
 def test_a_targets_file_of_megabytes_is_refused_unread(tmp_path):
     huge = tmp_path / "targets.yml"
     huge.write_text("# " + "x" * 2_000_000 + "\n" + GOOD_TARGET)
-    with pytest.raises(ConfigError, match=r"2,000,\d\d\d bytes, larger than a targets file can be \(1,000,000\)"):
+    with pytest.raises(ConfigError,
+                       match=r"2,000,\d\d\d bytes, larger than a targets file can be \(1,000,000\)"):
         load_targets(huge)
 
 
