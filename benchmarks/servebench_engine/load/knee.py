@@ -1,0 +1,70 @@
+"""The knee: the highest Poisson arrival rate whose p99 stays under the bound, found by a
+bounded search (bracket, then bisection).
+
+A probe passes only when all of these hold, and the record says which one failed:
+
+* the point is stable (stability.py): an unstable point is never counted as passing, so the
+  search moves down past it, and the knee is never taken from a point that did not settle;
+* every request of the counted windows finished (none still running when the point ended);
+* the counted windows hold at least ``min_queries_p99`` requests (MLPerf LoadGen's 662): a
+  p99 from fewer is not a p99;
+* p99 (from each request's scheduled arrival time) <= ``p99_bound_ms``.
+
+p99 is monotone in the arrival rate for a queue, so bisection finds the crossing; a noisy
+probe can only move the answer by the last step's width, which the record gives.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .settings import LoadSettings
+
+
+def judge(point: dict, settings: LoadSettings) -> tuple[bool, str]:
+    """Whether an open-loop point passes the bound, and why not."""
+    lat = point.get("latency_ms")
+    if not point.get("stable"):
+        return False, "unstable: " + "; ".join(point.get("reasons") or [])
+    if point.get("unfinished"):
+        return False, f"{point['unfinished']} requests unfinished"
+    if not lat or lat["count"] < settings.min_queries_p99:
+        count = lat["count"] if lat else 0
+        return False, f"{count} requests < {settings.min_queries_p99} needed for p99"
+    if lat["p99"] > settings.p99_bound_ms:
+        return False, f"p99 {lat['p99']:.2f} ms > bound {settings.p99_bound_ms} ms"
+    return True, f"p99 {lat['p99']:.2f} ms <= bound {settings.p99_bound_ms} ms"
+
+
+def search(measure: Callable[[float], dict], ceiling_rps: float, settings: LoadSettings) -> dict:
+    """Find the knee between ``knee_low_fraction`` and ``knee_high_fraction`` of the ceiling.
+
+    ``measure(rate)`` runs one open-loop point and returns its dict. Returns the knee (None when
+    even the bracket's bottom fails), how it was found, and every probe in order.
+    """
+    probes: list[dict] = []
+
+    def probe(rate: float) -> bool:
+        point = measure(rate)
+        ok, why = judge(point, settings)
+        probes.append({"rate_rps": round(rate, 3), "passed": ok, "why": why, "point": point})
+        return ok
+
+    lo, hi = settings.knee_low_fraction * ceiling_rps, settings.knee_high_fraction * ceiling_rps
+    out = {"p99_bound_ms": settings.p99_bound_ms, "ceiling_rps": round(ceiling_rps, 3),
+           "bracket_rps": [round(lo, 3), round(hi, 3)], "probes": probes}
+    if not probe(lo):
+        return {**out, "knee_rps": None, "found": "below the bracket: its lowest rate fails"}
+    if probe(hi):
+        return {**out, "knee_rps": round(hi, 3),
+                "found": "at the bracket's top: the knee is at least this"}
+    for _ in range(settings.knee_steps):
+        if hi - lo <= settings.knee_resolution * hi:
+            break
+        mid = (lo + hi) / 2
+        if probe(mid):
+            lo = mid
+        else:
+            hi = mid
+    return {**out, "knee_rps": round(lo, 3), "first_failing_rps": round(hi, 3),
+            "found": "bisection", "resolution_rps": round(hi - lo, 3)}
