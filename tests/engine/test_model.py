@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 
 from servebench_engine.errors import InputError
-from servebench_engine.model import inspect_onnx, prepare_model
+from servebench_engine.model import DataConfig, inspect_onnx, prepare_model
 
 from .conftest import SHARED_INT8_SHA256, make_onnx
 
@@ -31,13 +33,23 @@ def test_dynamic_int8_model_is_detected_too(shared_data):
 
 def test_float_model_with_a_fixed_batch_is_accepted_and_not_quantised(tmp_path):
     path = make_onnx(tmp_path / "fixed.onnx", [1, 3, 224, 224])
-    assert inspect_onnx(path) == (11, False, False)
+    assert inspect_onnx(path) == (11, False, False, DataConfig())
 
 
-@pytest.mark.parametrize("shape", [["N", 3, 32, 32], ["N", 1, 224, 224], ["N", 3, 224]])
+def test_a_given_onnx_of_another_static_size_brings_that_size(tmp_path):
+    m = prepare_model(make_onnx(tmp_path / "small.onnx", ["N", 3, 160, 192]), tmp_path)
+    assert m.data_config.input_size == (3, 160, 192)
+    assert m.data_config.source == "onnx input shape"
+    assert m.describe()["data_config"]["input_size"] == (3, 160, 192)
+    # A symbolic size is served at the default 224.
+    assert inspect_onnx(make_onnx(tmp_path / "any.onnx", ["N", 3, "H", "W"])).data_config.size \
+        == (224, 224)
+
+
+@pytest.mark.parametrize("shape", [["N", 1, 224, 224], ["N", 3, 224], ["N", 3, 4, 4]])
 def test_wrong_input_shape_is_refused(tmp_path, shape):
     path = make_onnx(tmp_path / "bad.onnx", shape)
-    with pytest.raises(InputError, match=r"expected \['N', 3, 224, 224\]"):
+    with pytest.raises(InputError, match=r"expected \[N, 3, H, W\]|8 to 4096 pixels"):
         prepare_model(path, tmp_path)
 
 
@@ -146,3 +158,41 @@ def test_workers_rebuild_the_random_network_from_its_weights_as_data(tmp_path, t
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         assert torch.equal(rebuilt(x), original(x))
+
+
+def test_a_timm_model_by_name_with_random_weights_brings_its_data_config(tmp_path, torch):
+    pytest.importorskip("timm", reason="timm not installed")
+    from servebench_engine.model import torch_factory, torch_source
+
+    m = prepare_model(Path("timm:mobilevit_xxs:random"), tmp_path)
+    assert (m.name, m.format, m.source, m.random_weights, m.num_classes) == \
+        ("mobilevit_xxs", "timm", "timm:mobilevit_xxs:random", True, 1000)
+    assert (m.data_config.size, m.data_config.interpolation, m.data_config.source) == \
+        ((256, 256), "bicubic", "timm")
+    # The exported ONNX takes 256x256 and carries the config: a node given only it agrees.
+    again = prepare_model(m.onnx_path, tmp_path / "again")
+    assert again.random_weights is True and again.data_config == \
+        DataConfig(**{**m.data_config.describe(), "source": "onnx metadata"})
+    session = ort.InferenceSession(str(m.onnx_path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((2, 3, 256, 256)).astype(np.float32)
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    # A worker child rebuilds the same network from its weights, as data.
+    rebuilt = torch_factory(torch_source(m, tmp_path))()
+    with torch.no_grad():
+        np.testing.assert_allclose(got, rebuilt(torch.from_numpy(x)).numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("timm:mobilevit_xxs", "cannot be reached from here"),
+    ("timm:mobilevitt_xxs:random", "did you mean mobilevit_xxs"),
+    ("timm:", "expected timm:NAME"),
+])
+def test_models_by_name_that_cannot_be_had_are_one_line(tmp_path, monkeypatch, spec, words):
+    pytest.importorskip("timm", reason="timm not installed")
+    # The hub at a closed local port: pretrained weights cannot be fetched, at once.
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(InputError, match=words) as caught:
+        prepare_model(Path(spec), tmp_path)
+    assert "\n" not in str(caught.value)
+    if spec == "timm:mobilevit_xxs":
+        assert "timm:mobilevit_xxs:random" in str(caught.value)

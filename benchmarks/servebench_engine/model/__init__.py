@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError
+from . import by_name
 from .data_config import DATA_CONFIG_KEY, DataConfig
+from .data_config import DEFAULT as DEFAULT_DATA_CONFIG
 from .onnx_file import (INPUT_SHAPE, OPSET, RANDOM_WEIGHTS_KEY, OnnxFacts, first_line,
                         inspect_onnx, is_quantized, sha256_of)
 from .torch_file import (DEFAULT_CLASSES, MOBILENET_V2, PROGRAM_ONNX_KEY, PROGRAM_SUFFIX,
                          ExportedProgram, build_architecture, default_mobilenet, export_onnx,
                          export_program, import_torch, load_pth, probe_classes, program_beside,
-                         torch_factory, torch_source)
+                         settle_batchnorm, torch_factory, torch_source)
 
 __all__ = [
     "DATA_CONFIG_KEY", "DataConfig", "DEFAULT_CLASSES", "EXPORTED_NAME", "INPUT_SHAPE", "MOBILENET_V2", "OPSET", "PROGRAM_ONNX_KEY",
@@ -45,8 +47,8 @@ RANDOM_INIT = "random-init"
 @dataclass
 class PreparedModel:
     onnx_path: Path
-    source: str                 # the path given, or "random-init"
-    format: str                 # "onnx", "pth" or "random-init"
+    source: str                 # the path or name given (timm:NAME:random...), or "random-init"
+    format: str                 # "onnx", "pth", "timm", "torchvision" or "random-init"
     random_weights: bool
     sha256: str                 # of the file given (of the exported ONNX for random-init)
     num_classes: int
@@ -56,18 +58,49 @@ class PreparedModel:
     name: str = RANDOM_INIT
     # Its .tflite form, given with --tflite-model (served by the tflite variant as it is).
     tflite_model: Path | None = None
+    # How it wants its images (input size, mean/std, interpolation, crop).
+    data_config: DataConfig = DEFAULT_DATA_CONFIG
+    # What builds its network for weights saved as data ("timm:NAME"...); None: not built here.
+    architecture: str | None = None
 
     def describe(self) -> dict:
         program = getattr(self.torch_model, "path", None)
         return {"name": self.name, "source": self.source, "random_weights": self.random_weights,
                 "format": self.format, "sha256": self.sha256, "num_classes": self.num_classes,
                 "quantized": self.is_quantized, "onnx": self.onnx_path.name,
-                "torch_program": program.name if program else None}
+                "torch_program": program.name if program else None,
+                "architecture": self.architecture, "data_config": self.data_config.describe()}
 
 
 def model_name(model: Path | None) -> str:
-    """A model's name in records, record keys and artifact folders: its file's stem."""
-    return RANDOM_INIT if model is None else model.stem
+    """A model's name in records, record keys and artifact folders: its file's stem, or the
+    NAME of timm:NAME / torchvision:NAME."""
+    if model is None:
+        return RANDOM_INIT
+    spec = by_name.parse(str(model))
+    return spec.name if spec else model.stem
+
+
+def _prepare_named(spec: by_name.ModelName, staging: Path) -> PreparedModel:
+    """A timm or torchvision model: pretrained from its hub, or random weights when asked."""
+    torch = import_torch(f"--model {spec}")
+    torch.manual_seed(0)
+    net = by_name.build(spec)
+    config = by_name.data_config(spec, net)
+    net = settle_batchnorm(net, config.input_size) if spec.random else net.eval()
+    classes = probe_classes(net, config.input_size)
+    metadata = {DATA_CONFIG_KEY: config.to_json()}
+    if spec.random:
+        metadata[RANDOM_WEIGHTS_KEY] = "true"
+    try:
+        onnx_path = export_onnx(net, staging / EXPORTED_NAME, metadata, config.input_size)
+    except Exception as e:
+        raise InputError(f"cannot export --model {spec} to ONNX: {type(e).__name__}: "
+                         f"{first_line(e)}") from None
+    inspect_onnx(onnx_path)
+    return PreparedModel(onnx_path, str(spec), spec.hub, spec.random, sha256_of(onnx_path),
+                         classes, False, lambda: copy.deepcopy(net), name=spec.name,
+                         data_config=config, architecture=spec.architecture)
 
 
 def prepare_model(model: Path | None, staging: Path, *,
@@ -79,10 +112,15 @@ def prepare_model(model: Path | None, staging: Path, *,
         net = default_mobilenet()
         onnx_path = export_onnx(net, staging / EXPORTED_NAME, {RANDOM_WEIGHTS_KEY: "true"})
         return PreparedModel(onnx_path, RANDOM_INIT, RANDOM_INIT, True, sha256_of(onnx_path),
-                             DEFAULT_CLASSES, False, lambda: copy.deepcopy(net))
+                             DEFAULT_CLASSES, False, lambda: copy.deepcopy(net),
+                             architecture=MOBILENET_V2)
+    spec = by_name.parse(str(model))
+    if spec is not None:
+        return _prepare_named(spec, staging)
     if not model.is_file():
         raise InputError(f"model file {model} does not exist (pass --model PATH to a .onnx or "
-                         ".pth, or leave --model out for a random-init MobileNetV2)")
+                         ".pth, a name as timm:NAME or torchvision:NAME (:random for random "
+                         "weights), or leave --model out for a random-init MobileNetV2)")
     suffix = model.suffix.lower()
     if suffix == ".onnx":
         facts = inspect_onnx(model)
@@ -91,7 +129,7 @@ def prepare_model(model: Path | None, staging: Path, *,
         return PreparedModel(model.resolve(), str(model), "onnx", facts.random_weights,
                              sha, facts.num_classes, facts.quantized,
                              ExportedProgram(program.resolve()) if program else None,
-                             name=model_name(model))
+                             name=model_name(model), data_config=facts.data_config)
     if suffix in (".pth", ".pt"):
         net = load_pth(model, allow_pickle=allow_pickle)
         classes = probe_classes(net)

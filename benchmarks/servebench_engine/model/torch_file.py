@@ -19,7 +19,8 @@ import zipfile
 from pathlib import Path
 
 from ..errors import InputError
-from .onnx_file import INPUT_SHAPE, OPSET, first_line, sha256_of
+from . import by_name
+from .onnx_file import INPUT_SHAPE, OPSET, first_line, input_size_of, sha256_of
 
 DEFAULT_CLASSES = 11
 # The study's architecture: a state_dict of it is accepted as data (load_pth).
@@ -64,14 +65,19 @@ def default_mobilenet(num_classes: int = DEFAULT_CLASSES, seed: int = 0):
     per image), at the cost of about a second."""
     torch = import_torch("the default model (no --model given)")
     torch.manual_seed(seed)
-    net = build_architecture(MOBILENET_V2, num_classes)
+    return settle_batchnorm(build_architecture(MOBILENET_V2, num_classes), INPUT_SHAPE)
+
+
+def settle_batchnorm(net, input_shape: tuple[int, ...]):
+    """Give a random network's BatchNorm layers real statistics (see default_mobilenet)."""
+    torch = import_torch("a random-weights model")
     for module in net.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.momentum = None  # a cumulative average over the passes below
     net.train()
     with torch.no_grad():
         for _ in range(2):
-            net(torch.randn(8, *INPUT_SHAPE))
+            net(torch.randn(8, *input_shape))
     return net.eval()
 
 
@@ -136,10 +142,14 @@ def _mobilenet_from_state_dict(torch, path: Path, state: dict):
 
 
 def build_architecture(name: str, num_classes: int):
-    """A freshly initialised network of a known architecture, for weights loaded as data."""
+    """A freshly initialised network of a known architecture (``hub:NAME``), for weights
+    loaded as data."""
     torch = import_torch(f"the architecture {name}")
     if name != MOBILENET_V2:
-        raise InputError(f"unknown architecture {name}")
+        spec = by_name.parse(f"{name}{by_name.RANDOM_SUFFIX}")
+        if spec is None:
+            raise InputError(f"unknown architecture {name}")
+        return by_name.build(spec, num_classes)
     try:
         from torchvision.models import mobilenet_v2
     except ImportError:
@@ -149,7 +159,8 @@ def build_architecture(name: str, num_classes: int):
     return net
 
 
-def export_onnx(net, dest: Path, metadata: dict[str, str] | None = None) -> Path:
+def export_onnx(net, dest: Path, metadata: dict[str, str] | None = None,
+                input_shape: tuple[int, ...] = INPUT_SHAPE) -> Path:
     """Export to ONNX (opset 17, dynamic batch axis), add ``metadata``, then check it.
 
     The TorchScript-based exporter (``dynamo=False``) takes ~1 s for MobileNetV2 and writes one
@@ -158,7 +169,7 @@ def export_onnx(net, dest: Path, metadata: dict[str, str] | None = None) -> Path
     torch = import_torch("exporting to ONNX")
     import onnx
 
-    x = torch.zeros(1, *INPUT_SHAPE)
+    x = torch.zeros(1, *input_shape)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
         torch.onnx.export(net, (x,), str(dest), input_names=["input"], output_names=["output"],
@@ -179,9 +190,10 @@ def export_program(net, dest: Path, onnx_path: Path) -> Path:
     (a .pt2 saved by torch 2.14.1 loads in 2.13.0), never the classes that built the network."""
     torch = import_torch("saving a torch.export program")
     batch = torch.export.Dim("batch", min=1, max=PROGRAM_MAX_BATCH)
+    input_shape = input_size_of(onnx_path)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        program = torch.export.export(net, (torch.zeros(2, *INPUT_SHAPE),),
+        program = torch.export.export(net, (torch.zeros(2, *input_shape),),
                                       dynamic_shapes=({0: batch},))
     partial = dest.with_name(f".{dest.stem}.partial{dest.suffix}")  # torch wants the suffix
     torch.export.save(program, str(partial), extra_files={PROGRAM_ONNX_KEY: sha256_of(onnx_path)})
@@ -204,10 +216,10 @@ def program_beside(onnx_path: Path, onnx_sha256: str) -> Path | None:
     return program if twin == onnx_sha256 else None
 
 
-def probe_classes(net) -> int:
+def probe_classes(net, input_shape: tuple[int, ...] = INPUT_SHAPE) -> int:
     torch = import_torch("probing the model")
     with torch.no_grad():
-        out = net(torch.zeros(1, *INPUT_SHAPE))
+        out = net(torch.zeros(1, *input_shape))
     if out.ndim != 2:
         raise InputError(f"the model returns shape {tuple(out.shape)}, expected [N, classes]")
     return int(out.shape[1])
@@ -229,7 +241,7 @@ def torch_source(model, folder: Path, *, allow_pickle: bool = False) -> dict | N
     saved = folder / f"{model.name}.state_dict.pth"
     net = model.torch_model()
     torch.save(net.state_dict(), str(saved))
-    return {"state_dict": str(saved), "architecture": MOBILENET_V2,
+    return {"state_dict": str(saved), "architecture": model.architecture or MOBILENET_V2,
             "num_classes": model.num_classes}
 
 
