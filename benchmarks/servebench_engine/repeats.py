@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 
+from .record import FIELDS
 from .stats import summarize_ns
 
 REPLICABLE_SPREAD = 1.05
@@ -62,8 +63,50 @@ def _peak_rss(parts: list[dict]) -> dict | None:
             for k in peaks[0]}
 
 
+def _pooled(f, parts: list[dict], record: dict) -> dict:
+    key = f.metadata["samples"]
+    return summarize_ns([ns for p in parts for ns in p["samples"][key]],
+                        sum(p[f.name]["duration_s"] for p in parts))
+
+
+def _samples(f, parts: list[dict], record: dict) -> dict:
+    return {"latency_ns": [ns for p in parts for ns in p["samples"]["latency_ns"]],
+            "batch_ns": [ns for p in parts for ns in p["samples"]["batch_ns"]],
+            "repeat_counts": {"latency": [len(p["samples"]["latency_ns"]) for p in parts],
+                              "batch": [len(p["samples"]["batch_ns"]) for p in parts]}}
+
+
+def _info(f, parts: list[dict], record: dict) -> dict:
+    first, last = parts[0], parts[-1]
+    info = copy.deepcopy(first["info"])
+    info["minimums_met"] = {k: all(p["info"]["minimums_met"][k] for p in parts)
+                            for k in ("latency", "batch")}
+    for key, merged in (("stability", _stability(parts)), ("peak_rss_mb", _peak_rss(parts))):
+        if merged is not None:
+            info[key] = merged
+    if "board_health" in first["info"]:
+        info["board_health"] = {"before": first["info"]["board_health"]["before"],
+                                "after": last["info"]["board_health"]["after"]}
+    return info
+
+
+# One function per rule of record.RULES ("per repeat": summary, given ``planned`` in merge):
+# (field, the ok repeats, the record so far) -> the field's value.
+RULES = {
+    "first": lambda f, parts, record: copy.deepcopy(parts[0][f.name]),
+    "last": lambda f, parts, record: copy.deepcopy(parts[-1][f.name]),
+    "pooled": _pooled,
+    "fps": lambda f, parts, record: fps_fields(record["latency_ms"])[f.name],
+    "throughput": lambda f, parts, record: (record["batch_size"] * 1000.0
+                                            / record["batch_latency_ms"]["mean"]),
+    "concatenated": _samples,
+    "by key": _info,
+}
+
+
 def merge(parts: list[dict], planned: int) -> dict:
-    """The record of a variant after ``len(parts)`` repeats (the last one may have failed)."""
+    """The record of a variant after ``len(parts)`` repeats (the last one may have failed): each
+    field by its rule (record.RULES), in the record's field order."""
     last = parts[-1]
     if last["status"] != "ok":
         # A repeat that fails makes the variant an error (or skipped): its numbers would rest on
@@ -73,30 +116,8 @@ def merge(parts: list[dict], planned: int) -> dict:
             record["reason"] = f"repeat {len(parts)}/{planned}: {record['reason']}"
         record["repeats"] = summary(parts, planned)
         return record
-    first = parts[0]
-    record = copy.deepcopy(first)
-    latency = [ns for p in parts for ns in p["samples"]["latency_ns"]]
-    batch = [ns for p in parts for ns in p["samples"]["batch_ns"]]
-    record["latency_ms"] = summarize_ns(latency, sum(p["latency_ms"]["duration_s"] for p in parts))
-    record["batch_latency_ms"] = summarize_ns(
-        batch, sum(p["batch_latency_ms"]["duration_s"] for p in parts))
-    record.update(fps_fields(record["latency_ms"]))
-    record["batch_throughput"] = record["batch_size"] * 1000.0 / record["batch_latency_ms"]["mean"]
-    record["samples"] = {
-        "latency_ns": latency,
-        "batch_ns": batch,
-        "repeat_counts": {"latency": [len(p["samples"]["latency_ns"]) for p in parts],
-                          "batch": [len(p["samples"]["batch_ns"]) for p in parts]},
-    }
-    record["repeats"] = summary(parts, planned)
-    info = record["info"]
-    info["minimums_met"] = {k: all(p["info"]["minimums_met"][k] for p in parts)
-                            for k in ("latency", "batch")}
-    for key, merged in (("stability", _stability(parts)), ("peak_rss_mb", _peak_rss(parts))):
-        if merged is not None:
-            info[key] = merged
-    if "board_health" in first["info"]:
-        info["board_health"] = {"before": first["info"]["board_health"]["before"],
-                                "after": last["info"]["board_health"]["after"]}
-    record["finished_at"] = last["finished_at"]
+    rules = {**RULES, "per repeat": lambda f, parts, record: summary(parts, planned)}
+    record = copy.deepcopy(parts[0])  # any key a variant added beyond the fields stays
+    for f in FIELDS:
+        record[f.name] = rules[f.metadata["rule"]](f, parts, record)
     return record

@@ -1,4 +1,4 @@
-"""Result records (docs/RESULTS.md, schema_version 2) and their atomic writing.
+"""Writing result records (docs/RESULTS.md, schema_version 2; their fields: record.py) atomically.
 
 A reader never sees half a file: each record goes to a temporary file in the same folder
 (``.<name>.<random>.tmp``, which no reader matches as ``<variant>.json``), is flushed and
@@ -15,7 +15,6 @@ import math
 import os
 import secrets
 import shutil
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -107,57 +106,3 @@ def record_key(model_name: str, variant: str, several: bool) -> str:
     """A record's key in suite.json and its file stem: the variant id with one model,
     ``<model>__<variant>`` with several (issue 12's contract)."""
     return f"{model_name}__{variant}" if several else variant
-
-
-def base_record(variant: str, *, run: dict) -> dict:
-    """Every key of the schema, empty; ``run`` holds what all records of a suite share
-    (host, host_kind, profile, model, data, environment)."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "variant": variant,
-        "status": None,
-        "reason": None,
-        "error_type": None,
-        "host": run["host"],
-        "host_kind": run["host_kind"],
-        "profile": run["profile"],
-        "model": run["model"],
-        "served_model": None,
-        "model_size_bytes": None,
-        "data": run["data"],
-        "accuracy": None,
-        "latency_ms": None,
-        "single_fps_from_p50": None,
-        "single_fps_trials": None,
-        "batch_size": run["batch_size"],
-        "batch_latency_ms": None,
-        "batch_throughput": None,
-        "cold_start_ms": None,
-        "providers": {"requested": [], "active": []},
-        "route": None,
-        "info": {},
-        "environment": run["environment"],
-        "samples": {"latency_ns": [], "batch_ns": [],
-                    "repeat_counts": {"latency": [], "batch": []}},
-        "repeats": None,
-        "started_at": now_iso(),
-        "finished_at": None,
-    }
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:500] if text else type(exc).__name__
-
-
-def finish_error(record: dict, exc: BaseException) -> dict:
-    record.update(status="error", reason=one_line(exc), error_type=type(exc).__name__,
-                  finished_at=now_iso())
-    # The last frames, for whoever debugs the variant; the reason stays one line.
-    record["info"]["traceback"] = traceback.format_exception(exc)[-6:]
-    return record
-
-
-def finish_skipped(record: dict, reason: str) -> dict:
-    record.update(status="skipped", reason=reason, finished_at=now_iso())
-    return record

@@ -33,6 +33,7 @@ from .data import Dataset
 from .model import PreparedModel, torch_source
 from .model import artifacts_dir
 from .profiles import Profile
+from .record import base_record, finish_error, finish_skipped, one_line
 from .settings import Settings
 from .stats import summarize_ns
 from .variants import REGISTRY, load_class
@@ -164,10 +165,10 @@ def _recorded(record: dict, say: Callable[[str], None], work: Callable[[], None]
     try:
         work()
     except VariantSkipped as e:
-        results.finish_skipped(record, results.one_line(e))
+        finish_skipped(record, one_line(e))
         say(f"skipped: {record['reason']}")
     except Exception as e:  # noqa: BLE001 - any failure of one variant is its error record
-        results.finish_error(record, e)
+        finish_error(record, e)
         say(f"error: {record['error_type']}: {record['reason']}")
     else:
         return True
@@ -177,7 +178,7 @@ def _recorded(record: dict, say: Callable[[str], None], work: Callable[[], None]
 def run_variant(variant_id: str, ctx: Context, run: dict, say: Callable[[str], None], *,
                 with_accuracy: bool = True) -> dict:
     """One variant in this process: its record, whatever happens to it."""
-    record = results.base_record(variant_id, run=run)
+    record = base_record(variant_id, run=run)
     health = environment.board_health()  # a Pi's throttling/temperature; None elsewhere
     before = environment.stability(health)
     try:
@@ -200,7 +201,7 @@ def prepare_variant(variant_id: str, ctx: Context, run: dict,
                     say: Callable[[str], None]) -> dict:
     """Only make the variant's artifacts, in a child of the prepare-ahead step: ``{"status":
     "prepared", "prepare_s", "peak_rss_mb"}``, or the variant's skipped or error record."""
-    record = results.base_record(variant_id, run=run)
+    record = base_record(variant_id, run=run)
     started = time.perf_counter()
     if not _recorded(record, say, lambda: load_class(variant_id)().prepare(ctx)):
         return record
@@ -289,7 +290,7 @@ def _job(cfg: SuiteConfig, model: PreparedModel, vid: str, run: dict, shared: di
 
 
 def _died(job: dict, exc: worker.WorkerDied, say: Callable[[str], None]) -> dict:
-    record = results.finish_error(results.base_record(job["variant"], run=job["run"]), exc)
+    record = finish_error(base_record(job["variant"], run=job["run"]), exc)
     record["info"].pop("traceback", None)  # the parent's frames say nothing about it
     say(f"error: {record['error_type']}: {record['reason']}")
     return record

@@ -17,15 +17,16 @@ HERE = "tests.engine.repeat_variants"
 
 def part(p50_ns: int, n: int = 10, batch_ns: int = 32_000_000, status: str = "ok",
          **info) -> dict:
-    """One repeat's record as a child writes it (only what merge reads)."""
+    """One repeat's record as a child writes it."""
+    from servebench_engine.record import base_record
     from servebench_engine.stats import summarize_ns
 
     lat = [p50_ns] * n
-    record = {"status": status, "reason": None if status == "ok" else "boom", "batch_size": 32,
-              "accuracy": {"value": 0.5}, "cold_start_ms": 5.0, "finished_at": "t",
-              "latency_ms": None, "batch_latency_ms": None, "batch_throughput": None,
-              "samples": {"latency_ns": [], "batch_ns": []},
-              "info": {"minimums_met": {"latency": True, "batch": True}, **info}}
+    record = base_record("v", run={"host": "h", "host_kind": "local", "profile": "smoke",
+                                   "model": {}, "data": {}, "environment": {}, "batch_size": 32})
+    record.update(status=status, reason=None if status == "ok" else "boom",
+                  accuracy={"value": 0.5}, cold_start_ms=5.0, finished_at="t",
+                  info={"minimums_met": {"latency": True, "batch": True}, **info})
     if status == "ok":
         record["latency_ms"] = summarize_ns(lat, n * p50_ns / 1e9)
         record["batch_latency_ms"] = summarize_ns([batch_ns] * 3, 3 * batch_ns / 1e9)
