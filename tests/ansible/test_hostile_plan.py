@@ -54,6 +54,10 @@ CASES = {
     "results_dir_proc": (["results_dir=/proc"], "results_dir /proc is a system folder"),
     "model_missing": (["model=/nonexistent/model.onnx"], "model /nonexistent/model.onnx does not exist"),
     "tflite_model_folder": (["tflite_model=/tmp"], "tflite_model /tmp is not a file"),
+    # `$` matched before a trailing newline: the id passed, a folder name with a newline.
+    "run_id_newline": (['{"run_id": "ok-run\\n"}'], "run_id \"ok-run\\n\" is not a safe folder name"),
+    "connect_timeout_negative": (["bench_connect_timeout=-5"],
+                                 "Nothing to run: bench_connect_timeout must be 1 to 3600 seconds (got -5)"),
 }
 
 
@@ -86,3 +90,14 @@ def test_a_run_that_collected_nothing_leaves_latest_alone(world):
                  cwd=world)
     assert done.returncode == 0, done.stdout[-3000:]
     assert os.readlink(world / "results" / "latest") == "old-run"
+
+
+def test_a_relative_model_path_is_read_from_the_working_folder(world):
+    # The plan's stat runs as a module, elsewhere: a relative path was "does not exist".
+    (world / "models").mkdir()
+    (world / "models" / "mine.onnx").write_bytes(b"not checked by the plan")
+    done = bench("--tags", "plan-only", "-e", "model=models/mine.onnx",
+                 "-e", f"results_dir={world / 'results'}", cwd=world)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "does not exist" not in done.stdout
+    assert f"item=model={world / 'models' / 'mine.onnx'}" in done.stdout, done.stdout[-3000:]
