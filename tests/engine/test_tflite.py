@@ -155,3 +155,30 @@ def test_bench_run_records_latency_and_a_null_accuracy_with_its_reason(
     assert rec["accuracy"]["value"] is None and rec["accuracy"]["correct"] is None
     assert "predicts 1001 classes" in rec["accuracy"]["reason"]
     assert "accuracy_unavailable" not in rec["info"]  # said once, where the reader looks
+
+
+def test_pixels_are_recovered_with_the_models_own_mean_and_std(
+    shared_data, tflite_model, variant_context, tmp_path
+):
+    """A model whose data config normalises with mean 0 / std 1 (timm's MobileViT, say): the
+    engine's batches hold pixels / 255, and the NHWC .tflite must still get the photo's pixels."""
+    import onnx
+
+    from servebench_engine.model import DATA_CONFIG_KEY, DataConfig
+
+    config = DataConfig(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), source="timm")
+    source = onnx.load(str(variant_context.model_onnx))
+    onnx.helper.set_model_props(source, {DATA_CONFIG_KEY: config.to_json()})
+    onnx.save(source, str(tmp_path / "model.onnx"))
+    ctx = dataclasses.replace(variant_context, tflite_model=tflite_model,
+                              model_onnx=tmp_path / "model.onnx")
+    scores = {}
+    for name, c, cfg in (("own", ctx, config), ("imagenet", dataclasses.replace(
+            variant_context, tflite_model=tflite_model), DataConfig())):
+        variant = TfliteVariant()
+        variant.prepare(c)
+        parrot = preprocess(shared_data / "images" / "parrot.jpg", cfg)[None]
+        scores[name] = variant.load(c).infer(parrot)[0]
+    assert scores["own"].argmax() == 89
+    # The same pixels reach the model either way, so the same scores come out.
+    np.testing.assert_allclose(scores["own"], scores["imagenet"], atol=1e-6)

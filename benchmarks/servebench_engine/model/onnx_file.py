@@ -110,9 +110,16 @@ def _data_config(saved: str | None, size: list) -> DataConfig:
     return DataConfig(input_size=(3, *size), source="onnx input shape")
 
 
-def input_size_of(path: Path) -> tuple[int, int, int]:
-    """(C, H, W) of an ONNX model this engine checked (224 square when symbolic)."""
+def data_config_of(path: Path) -> DataConfig:
+    """The data config of an ONNX model this engine checked, read cheaply (no checker, no
+    external data): what a variant needs to know of the images it is handed."""
     import onnx
 
-    dims = _dims(_image_input(onnx.load(str(path), load_external_data=False))[0])
-    return (3, *(d if isinstance(d, int) and d > 0 else DEFAULT.size[0] for d in dims[2:]))
+    model = onnx.load(str(path), load_external_data=False)
+    meta = {p.key: p.value for p in model.metadata_props}
+    return _data_config(meta.get(DATA_CONFIG_KEY), _dims(_image_input(model)[0])[2:])
+
+
+def input_size_of(path: Path) -> tuple[int, int, int]:
+    """(C, H, W) of an ONNX model this engine checked (224 square when symbolic)."""
+    return data_config_of(path).input_size

@@ -232,8 +232,9 @@ class OnnxTensorrt(OnnxCuda):
         cache = ctx.workdir / "tensorrt-cache"
         cache.mkdir(parents=True, exist_ok=True)
         name = _input_name(ctx.model_onnx)
-        shape = "x".join(map(str, (1, 3, 224, 224)))
-        batch_shape = "x".join(map(str, (ctx.profile.batch_size, 3, 224, 224)))
+        image = ctx.splits["evaluation"].images.shape[1:]  # the model's input size, as loaded
+        shape = "x".join(map(str, (1, *image)))
+        batch_shape = "x".join(map(str, (ctx.profile.batch_size, *image)))
         trt = {
             "device_id": 0,
             "trt_engine_cache_enable": True,

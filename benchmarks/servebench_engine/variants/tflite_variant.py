@@ -5,11 +5,12 @@ converted by ``convert_tflite.py`` in the converter's environment (``--tflite-co
 onnx2torch + litert-torch, float32, NCHW, dynamic batch), so the edge option prices the very
 model the servers serve; else the variant is skipped and says which of the two is missing.
 
-The engine hands every variant NCHW float32 ImageNet-normalised batches. A TensorFlow image
-model instead takes NHWC pixels, often quantised (uint8 with a scale and zero point), and
-expects them scaled to [-1, 1] (the MobileNet convention). So ``infer`` undoes the engine's
-normalisation to get pixels back (exact up to rounding: the same Resize 224 / CenterCrop 224
-crop), then scales and quantises them as the model's input tensor says. That conversion is
+The engine hands every variant NCHW float32 batches normalised with the model's mean and std
+(its data config; ImageNet's by default). A TensorFlow image model instead takes NHWC pixels,
+often quantised (uint8 with a scale and zero point), and expects them scaled to [-1, 1] (the
+MobileNet convention). So ``infer`` undoes the engine's normalisation to get pixels back (exact
+up to rounding: the same resize and crop), then scales and quantises them as the model's input
+tensor says. That conversion is
 inside the measured latency, as a server's own input handling would be; its cost is recorded.
 A channels-first float model (one converted from PyTorch) gets the engine's batch unchanged.
 
@@ -26,7 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..data import MEAN, STD
+from ..model.data_config import DEFAULT, DataConfig
+from ..model.onnx_file import data_config_of
 from . import reuse
 from .base import Served, Variant, VariantSkipped
 from .helper_process import HelperFailed, absolute_python, run_relaying
@@ -34,9 +36,6 @@ from .helper_process import HelperFailed, absolute_python, run_relaying
 if TYPE_CHECKING:  # pragma: no cover
     from ..context import Context
 
-# The engine's normalisation (data.py), shaped for NCHW batches: undone for NHWC pixel models.
-IMAGENET_MEAN = MEAN.reshape(1, 3, 1, 1)
-IMAGENET_STD = STD.reshape(1, 3, 1, 1)
 CONVERTER_SCRIPT = Path(__file__).with_name("convert_tflite.py")
 CONVERT_TIMEOUT_S = 600  # seen here: 16-20 s for MobileNetV2 on 2 cores
 
@@ -56,7 +55,11 @@ def interpreter_class():
 class TfliteModel:
     """One interpreter and the conversions its input and output tensors need."""
 
-    def __init__(self, model_path: Path, threads: int | None = None):
+    def __init__(self, model_path: Path, threads: int | None = None,
+                 config: DataConfig = DEFAULT):
+        # The engine's normalisation (data.py), shaped for NCHW batches: undone for NHWC models.
+        self._mean = np.asarray(config.mean, dtype=np.float32).reshape(1, 3, 1, 1)
+        self._std = np.asarray(config.std, dtype=np.float32).reshape(1, 3, 1, 1)
         interpreter = interpreter_class()
         if interpreter is None:
             raise VariantSkipped("no TFLite runtime installed (ai-edge-litert or tflite-runtime)")
@@ -76,13 +79,13 @@ class TfliteModel:
         self._batch = shape[0]
 
     def run_engine_batch(self, images: np.ndarray) -> np.ndarray:
-        """NCHW ImageNet-normalised float32 (the engine's batches) -> float scores."""
+        """NCHW normalised float32 (the engine's batches) -> float scores."""
         if not self.channels_last:
             return self._run(images.astype(self.input_details["dtype"], copy=False))
         return self._run(self._model_input(images))
 
     def _model_input(self, images: np.ndarray) -> np.ndarray:
-        pixels = ((images * IMAGENET_STD + IMAGENET_MEAN) * 255.0).transpose(0, 2, 3, 1)
+        pixels = ((images * self._std + self._mean) * 255.0).transpose(0, 2, 3, 1)
         return self._from_pixels(pixels)
 
     def _from_pixels(self, pixels: np.ndarray) -> np.ndarray:
@@ -145,7 +148,7 @@ class TfliteVariant(Variant):
             self._model_path = ctx.tflite_model
         else:
             self._model_path, conversion, self.reused = convert(ctx)
-        model = TfliteModel(self._model_path, ctx.threads)
+        model = TfliteModel(self._model_path, ctx.threads, data_config_of(ctx.model_onnx))
         sample = ctx.sample(1)
         if model.image_size != tuple(sample.shape[2:4]):
             raise ValueError(
@@ -177,7 +180,7 @@ class TfliteVariant(Variant):
     def load(self, ctx: "Context") -> Served:
         if not self._info or self._model_path is None:
             raise RuntimeError(f"{self.id}: load() before prepare() checked the model")
-        model = TfliteModel(self._model_path, ctx.threads)
+        model = TfliteModel(self._model_path, ctx.threads, data_config_of(ctx.model_onnx))
         return Served(
             infer=model.run_engine_batch,
             model_path=self._model_path,
