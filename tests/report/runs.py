@@ -15,6 +15,7 @@ import numpy as np
 
 from servebench.collect import collect
 from servebench.schema import SCHEMA_VERSION
+from servebench_engine.record import base_record
 from servebench_engine.stats import summarize_ns
 
 BATCH = 32
@@ -78,25 +79,20 @@ def record(variant: str, *, host: str = "localhost", host_kind: str = "local",
            spread: float = 0.04, n: int = 300, profile: str = "quick",
            model: str = "random-init", scales=(1.0,), pin: bool = True) -> dict:
     """One record; ``scales`` gives one repeat per entry, each around ``p50_ms * scale``."""
-    rec = {
-        "schema_version": SCHEMA_VERSION, "variant": variant, "status": status, "reason": reason,
-        "host": host, "host_kind": host_kind, "profile": profile,
+    # Every field of the engine's record type (servebench_engine.record), then this one's values.
+    rec = base_record(variant, run={
+        "host": host, "host_kind": host_kind, "profile": profile, "batch_size": BATCH,
         "model": {"name": model,
                   "source": "random-init" if random_weights else "/models/food11.pth",
                   "random_weights": random_weights, "format": "onnx", "sha256": "ab" * 32},
-        "served_model": None, "model_size_bytes": None,
         "data": {"source": "synthetic" if synthetic else "food11", "synthetic": synthetic,
                  "root": "/tmp/food11", "counts": {"validation": 55, "evaluation": total}},
-        "accuracy": None, "latency_ms": None, "single_fps_from_p50": None,
-        "single_fps_trials": None, "batch_size": BATCH,
-        "batch_latency_ms": None, "batch_throughput": None, "cold_start_ms": None,
+        "environment": environment(host)})
+    rec.update({
+        "status": status, "reason": reason,
         "providers": {"requested": list(providers), "active": []}, "route": route,
-        "info": {}, "environment": environment(host),
-        "samples": {"latency_ns": [], "batch_ns": [],
-                    "repeat_counts": {"latency": [], "batch": []}},
-        "repeats": None,
         "started_at": "2026-11-23T19:15:00Z", "finished_at": "2026-11-23T19:15:20Z",
-    }
+    })
     if status != "ok":
         rec["error_type"] = "RuntimeError" if status == "error" else None
         return rec
