@@ -57,7 +57,7 @@ def test_knee_of_fixed_service_model_matches_mdc():
     # agreement keeps the machine's neighbours from turning good points unstable.
     settings = LoadSettings(warmup_s=0.3, window_s=1.0, window_min_queries=100, max_window_s=2.0,
                             max_windows=4, p99_tolerance=0.5, grace_s=0.3, p99_bound_ms=bound_ms,
-                            knee_low_fraction=0.4, knee_high_fraction=1.0, knee_steps=4,
+                            knee_start_fraction=0.5, knee_low_fraction=0.25, knee_steps=4,
                             knee_resolution=0.05)
     infer = sleeper(service_s)
     knee = search(lambda rate: open_point([infer], X, rate, servers, settings).result,
@@ -149,3 +149,26 @@ def test_search_bisects_a_known_step():
     assert 137 * 0.98 <= knee["knee_rps"] <= 137
     assert knee["first_failing_rps"] > 137
     assert len(knee["probes"]) <= 2 + settings.knee_steps
+
+
+def step_at(edge: float):
+    def measure(rate):
+        return {"stable": True, "unfinished": 0, "offered_rps": rate,
+                "latency_ms": {"count": 1000, "p99": 5.0 if rate <= edge else 50.0}}
+    return measure
+
+
+def test_search_brackets_downwards_to_a_low_knee():
+    settings = LoadSettings(p99_bound_ms=10.0, knee_steps=10, knee_resolution=0.01,
+                            min_queries_p99=1)
+    knee = search(step_at(30.0), 200.0, settings)
+    rates = [p["rate_rps"] for p in knee["probes"]]
+    assert rates[:3] == [100.0, 50.0, 25.0], rates  # halved from the start, top never probed
+    assert 30 * 0.98 <= knee["knee_rps"] <= 30
+
+
+def test_search_gives_none_below_its_floor():
+    settings = LoadSettings(p99_bound_ms=10.0, min_queries_p99=1, knee_low_fraction=0.1)
+    knee = search(step_at(5.0), 200.0, settings)
+    assert knee["knee_rps"] is None and knee["found"].startswith("below the bracket")
+    assert min(p["rate_rps"] for p in knee["probes"]) >= 20.0 * 0.99

@@ -6,8 +6,9 @@ A probe passes only when all of these hold, and the record says which one failed
 * the point is stable (stability.py): an unstable point is never counted as passing, so the
   search moves down past it, and the knee is never taken from a point that did not settle;
 * every request of the counted windows finished (none still running when the point ended);
-* the counted windows hold at least ``min_queries_p99`` requests (MLPerf LoadGen's 662): a
-  p99 from fewer is not a p99;
+* the counted windows hold at least ``min_queries_p99`` requests (MLPerf LoadGen's 662 by
+  default; a quick profile may lower it, and then the record's ``p99_valid`` says the knee's
+  p99 is not valid by LoadGen's rule);
 * p99 (from each request's scheduled arrival time) <= ``p99_bound_ms``.
 
 p99 is monotone in the arrival rate for a queue, so bisection finds the crossing; a noisy
@@ -37,10 +38,13 @@ def judge(point: dict, settings: LoadSettings) -> tuple[bool, str]:
 
 
 def search(measure: Callable[[float], dict], ceiling_rps: float, settings: LoadSettings) -> dict:
-    """Find the knee between ``knee_low_fraction`` and ``knee_high_fraction`` of the ceiling.
+    """Find the knee below the closed-loop ceiling: bracket, then bisect.
 
-    ``measure(rate)`` runs one open-loop point and returns its dict. Returns the knee (None when
-    even the bracket's bottom fails), how it was found, and every probe in order.
+    The bracket starts at ``knee_start_fraction`` of the ceiling and halves while that fails,
+    down to ``knee_low_fraction`` (a low rate needs long windows for p99's query count, so it
+    is only tried when needed); the top is ``knee_high_fraction`` of the ceiling. ``measure``
+    runs one open-loop point and returns its dict. Returns the knee (None when even the
+    bottom fails), how it was found, and every probe in order.
     """
     probes: list[dict] = []
 
@@ -50,12 +54,19 @@ def search(measure: Callable[[float], dict], ceiling_rps: float, settings: LoadS
         probes.append({"rate_rps": round(rate, 3), "passed": ok, "why": why, "point": point})
         return ok
 
-    lo, hi = settings.knee_low_fraction * ceiling_rps, settings.knee_high_fraction * ceiling_rps
+    floor = settings.knee_low_fraction * ceiling_rps
+    hi = settings.knee_high_fraction * ceiling_rps
+    lo = min(settings.knee_start_fraction * ceiling_rps, hi)
     out = {"p99_bound_ms": settings.p99_bound_ms, "ceiling_rps": round(ceiling_rps, 3),
-           "bracket_rps": [round(lo, 3), round(hi, 3)], "probes": probes}
-    if not probe(lo):
-        return {**out, "knee_rps": None, "found": "below the bracket: its lowest rate fails"}
-    if probe(hi):
+           "probes": probes}
+    top_known_failing = False
+    while not probe(lo):
+        hi, top_known_failing = lo, True
+        if lo / 2 < floor * (1 - 1e-9):
+            return {**out, "knee_rps": None,
+                    "found": f"below the bracket: {lo:.1f} req/s, its lowest rate, fails"}
+        lo /= 2
+    if not top_known_failing and probe(hi):
         return {**out, "knee_rps": round(hi, 3),
                 "found": "at the bracket's top: the knee is at least this"}
     for _ in range(settings.knee_steps):

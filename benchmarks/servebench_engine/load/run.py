@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from .. import environment
+from ..stats import min_queries
 from .closedloop import closed_point
 from .knee import search
 from .openloop import Infer, OpenStream, open_point
@@ -67,6 +68,8 @@ def run_load(factory: Factory, sample: np.ndarray, settings: LoadSettings | None
             point = closed_point(infers, sample, k, settings)
             point["layout"] = {"sessions": sessions, "intra_op_threads": threads}
             closed.append(point)
+            if point["reasons"] and point["reasons"][0].startswith("the model failed"):
+                raise RuntimeError(f"closed loop, {k} in flight: {point['reasons'][0]}")
             say(f"closed loop {sessions}x{threads} threads, {k} in flight: "
                 f"{point['throughput_rps']} req/s{'' if point['stable'] else ' (unstable)'}")
             if _better(point, best):
@@ -74,7 +77,8 @@ def run_load(factory: Factory, sample: np.ndarray, settings: LoadSettings | None
         if holds_best:
             best_infers = infers  # the other layouts' sessions are dropped as we go
         del infers
-    assert best is not None and best_infers is not None
+    if best is None or best_infers is None:
+        raise RuntimeError("no closed-loop point completed a request")
     ceiling = best["throughput_rps"]
     workers = settings.workers or best["concurrency"]
     choice = {"sessions": best["layout"]["sessions"],
@@ -85,6 +89,8 @@ def run_load(factory: Factory, sample: np.ndarray, settings: LoadSettings | None
 
     def measure(rate: float) -> dict:
         point = open_point(best_infers, sample, rate, workers, settings).result
+        if point["reasons"] and point["reasons"][0].startswith("the model failed"):
+            raise RuntimeError(f"open loop, {rate:.1f} req/s: {point['reasons'][0]}")
         lat = point["latency_ms"]
         say(f"open loop {rate:.1f} req/s: p99 {lat['p99'] if lat else None} ms"
             f"{'' if point['stable'] else ' (unstable)'}")
@@ -106,13 +112,27 @@ def run_load(factory: Factory, sample: np.ndarray, settings: LoadSettings | None
         "closed_loop": {"points": closed, "best": _brief(best)},
         "layout": choice,
         "open_loop": {"workers": workers, "points": curve},
-        "knee": {k: v for k, v in knee.items() if k != "probes"} | {
-            "probes": [{k: v for k, v in p.items() if k != "point"} for p in knee["probes"]]},
+        "knee": knee_summary(knee),
         "best_closed_loop_rps": ceiling,
         "knee_share_of_ceiling": round(knee["knee_rps"] / ceiling, 4) if knee["knee_rps"] else None,
         "generator": generator,
         "duration_s": round(time.monotonic() - began, 2),
     }
+
+
+def knee_summary(knee: dict) -> dict:
+    """The search's answer with the knee point's figures, and whether its p99 is valid by
+    MLPerf LoadGen's minimum query count (662), whatever count the search itself required."""
+    out = {k: v for k, v in knee.items() if k != "probes"}
+    out["probes"] = [{k: v for k, v in p.items() if k != "point"} for p in knee["probes"]]
+    at = next((p["point"] for p in knee["probes"]
+               if p["passed"] and p["rate_rps"] == knee["knee_rps"]), None)
+    lat = at["latency_ms"] if at else None
+    out.update(achieved_rps=at["achieved_rps"] if at else None,
+               p50_ms=lat["p50"] if lat else None, p99_ms=lat["p99"] if lat else None,
+               queries=lat["count"] if lat else 0,
+               p99_valid=bool(lat and lat["count"] >= min_queries(99)))
+    return out
 
 
 def _better(point: dict, best: dict | None) -> bool:

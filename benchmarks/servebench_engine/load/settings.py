@@ -55,9 +55,11 @@ class LoadSettings:
     # --- the knee ----------------------------------------------------------------------------
     # The latency bound: the knee is the highest Poisson rate whose p99 stays under it.
     p99_bound_ms: float = 20.0
-    # The search starts from this bracket, as fractions of the best closed-loop throughput
-    # (an open loop cannot sustain more than the closed loop's ceiling).
-    knee_low_fraction: float = 0.1
+    # The search's bracket, as fractions of the best closed-loop throughput (an open loop
+    # cannot sustain more than the closed loop's ceiling): it starts at ``knee_start_fraction``,
+    # halves while that fails, down to ``knee_low_fraction``; its top is ``knee_high_fraction``.
+    knee_start_fraction: float = 0.5
+    knee_low_fraction: float = 0.05
     knee_high_fraction: float = 1.0
     # Bisection steps after the bracket, at most, and stop when the bracket is this narrow
     # (fraction of its top).
@@ -75,15 +77,17 @@ class LoadSettings:
     def __post_init__(self) -> None:
         positive = ("concurrency_per_cpu", "window_s", "window_min_queries",
                     "max_window_s", "stability_windows", "max_windows", "p99_bound_ms",
-                    "knee_high_fraction", "knee_low_fraction", "min_queries_p99",
+                    "knee_high_fraction", "knee_low_fraction", "knee_start_fraction",
+                    "min_queries_p99",
                     "max_requests_per_point", "generator_requests")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"load setting {name} must be > 0, not {getattr(self, name)}")
         if self.max_windows < self.stability_windows:
             raise ValueError("load setting max_windows must be >= stability_windows")
-        if not self.knee_low_fraction < self.knee_high_fraction:
-            raise ValueError("load setting knee_low_fraction must be < knee_high_fraction")
+        if not self.knee_low_fraction <= self.knee_start_fraction <= self.knee_high_fraction:
+            raise ValueError("load settings need knee_low_fraction <= knee_start_fraction <= "
+                             "knee_high_fraction")
         if any(r <= 0 for r in self.rates) or any(f <= 0 for f in self.rate_fractions):
             raise ValueError("load rates and rate_fractions must be > 0")
 
@@ -98,15 +102,18 @@ class LoadSettings:
 # windows at the few requests/s a Pi serves, smoke a second or two (tests only).
 LOAD_PROFILES: dict[str, LoadSettings] = {
     "full": LoadSettings(),
-    "quick": LoadSettings(warmup_s=0.3, window_s=0.5, window_min_queries=50, max_window_s=3.0,
+    # quick: p99 from >= 150 queries (not LoadGen-valid: the record says so), a 3-step knee.
+    "quick": LoadSettings(warmup_s=0.3, window_s=0.5, window_min_queries=50, max_window_s=2.0,
                           max_windows=4, rate_fractions=(), knee_steps=3, knee_resolution=0.1,
-                          generator_requests=5_000, concurrency_per_cpu=1),
+                          min_queries_p99=150, generator_requests=5_000,
+                          concurrency_per_cpu=1),
     "edge": LoadSettings(warmup_s=1.0, window_s=2.0, window_min_queries=50, max_window_s=8.0,
                          max_windows=4, rate_fractions=(0.5,), knee_steps=3,
-                         knee_resolution=0.1, generator_requests=5_000, p99_bound_ms=200.0),
+                         knee_resolution=0.1, generator_requests=5_000, p99_bound_ms=200.0,
+                         min_queries_p99=150),
     "smoke": LoadSettings(warmup_s=0.1, window_s=0.2, window_min_queries=10, max_window_s=0.5,
                           max_windows=3, rate_fractions=(), knee_steps=1, knee_resolution=0.5,
-                          generator_requests=500, concurrency_per_cpu=1),
+                          min_queries_p99=20, generator_requests=500, concurrency_per_cpu=1),
 }
 
 
