@@ -212,7 +212,10 @@ def load_targets(path: Path | None = None) -> Targets:
     try:
         doc = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: {_yaml_problem(exc)}", hint="fix the YAML syntax") from None
+        plain = isinstance(exc, yaml.constructor.ConstructorError)  # well-formed, not allowed
+        raise ConfigError(f"{path}: {_yaml_problem(exc)}",
+                          hint="write plain mappings, lists and numbers" if plain
+                          else "fix the YAML syntax") from None
     return Targets(source=path, targets=_parse(path, doc))
 
 
