@@ -23,7 +23,12 @@ BIN := $(CURDIR)/$(VENV)/bin
 # Console scripts (bench-run, bench-report, chi-*) and ansible live in the venv.
 RUN := PATH="$(BIN):$$PATH"
 
-.PHONY: bench test lint overhead compare clean help
+# On a terminal (not under CI), `make bench` shows the progress view (servebench.progress): per
+# host the stage, variants done / planned and the last one's p50; Ansible's own output goes to
+# results/<run-id>/ansible.log. PROGRESS=0 (or a pipe, or CI set) prints Ansible's output instead.
+PROGRESS ?= auto
+
+.PHONY: bench test lint overhead compare clean help artifact
 
 help:
 	@echo "make bench [PROFILE=quick|full] [ARGS=...]  benchmark localhost (or what chi-up provisioned)"
@@ -32,6 +37,7 @@ help:
 	@echo "make overhead                               print the harness overhead against a bare session.run loop"
 	@echo "make compare A=RUN_A B=RUN_B [FAIL_ABOVE=5%] B / A median latency per model x host x variant"
 	@echo "make clean                                  remove the venvs (results/ is kept)"
+	@echo "make artifact                               build dist/servebench-trovi.tar.gz for Trovi (no secrets, no results)"
 
 $(VENV)/.bench-installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -59,7 +65,11 @@ $(LITERT_VENV)/.installed:
 	touch $@
 
 bench: $(VENV)/.bench-installed $(INC_VENV)/.installed $(LITERT_VENV)/.installed
-	$(RUN) ansible-playbook bench.yml -e profile=$(PROFILE) $(ARGS)
+	@if [ "$(PROGRESS)" != 0 ] && [ -t 1 ] && [ -z "$$CI" ]; then \
+		$(RUN) $(BIN)/python -m servebench.progress bench.yml -e profile=$(PROFILE) $(ARGS); \
+	else \
+		$(RUN) ansible-playbook bench.yml -e profile=$(PROFILE) $(ARGS); \
+	fi
 
 test: $(VENV)/.dev-installed $(INC_VENV)/.installed $(LITERT_VENV)/.installed
 	$(RUN) python -m pytest $(PYTEST_ARGS)
@@ -74,6 +84,11 @@ overhead: $(VENV)/.bench-installed
 # Compare two run folders; with FAIL_ABOVE, exit 6 on a significant slowdown over it (a CI gate).
 compare: $(VENV)/.bench-installed
 	$(RUN) bench-report --compare $(A) $(B)$(if $(FAIL_ABOVE), --fail-above $(FAIL_ABOVE))
+
+# The archive to upload to Trovi: the notebook, trovi.json and the code it runs (git-tracked files
+# only); refuses credentials, keys, chi-up state, results and venvs (servebench.artifact).
+artifact: $(VENV)/.bench-installed
+	$(RUN) python -m servebench.artifact --out dist/servebench-trovi.tar.gz
 
 clean:
 	rm -rf $(VENV) $(INC_VENV) $(LITERT_VENV)
