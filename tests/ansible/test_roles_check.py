@@ -88,10 +88,22 @@ def _module_result(run, task: str, host: str) -> dict:
 def test_setup_roles_in_check_mode_render_pinned_files(tmp_path, ssh_hosts, ssh_key, key_server):
     already = {p for p in WRITTEN_NOWHERE if Path(p).exists()}
     gpu, cpu, edge = ssh_hosts("127.0.0.2"), ssh_hosts("127.0.0.3"), ssh_hosts("127.0.0.4")
+    # Every system path a role reads or writes is one of the test's own: check mode diffs against
+    # what is there, so the host's real /etc/docker/daemon.json (already configured as the
+    # docker role configures it) would leave no diff to read.
+    system = tmp_path / "system"
+    own_paths = {
+        "docker_daemon_json_path": str(system / "etc" / "docker" / "daemon.json"),
+        "docker_dockerd_pidfile": str(system / "run" / "docker.pid"),
+        "docker_dockerd_log": str(system / "log" / "dockerd.log"),
+        "onnx_runtime_build_dir": str(system / "opt" / "images"),
+        "onnx_runtime_arm_venv": str(system / "opt" / "venv"),
+        "food11_dataset_dir": str(system / "opt" / "food11"),
+    }
     common = {
         "docker_apt_key_url": f"{key_server}/docker/gpg",
         "nvidia_container_toolkit_apt_key_url": f"{key_server}/nvidia/gpgkey",
-        "food11_dataset_dir": "/opt/servebench/food11",
+        **own_paths,
     }
     hosts = {}
     for group, name, sshd in (("gpu_servers", "gpu1", gpu), ("cpu_servers", "cpu1", cpu),
@@ -177,5 +189,6 @@ def test_setup_roles_in_check_mode_render_pinned_files(tmp_path, ssh_hosts, ssh_
     copy = _module_result(run, "Food-11 | copy the local archive", "cpu1")
     assert copy["changed"]
 
-    # Check mode wrote nothing on the host.
+    # Check mode wrote nothing on the host, nor in the test's own system paths.
     assert {p for p in WRITTEN_NOWHERE if Path(p).exists()} == already
+    assert [p for p in own_paths.values() if Path(p).exists()] == []
