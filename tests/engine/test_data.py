@@ -181,4 +181,5 @@ def test_a_dataset_is_loaded_at_the_models_input_size(tmp_path):
     # bicubic, not bilinear; mean 0 and std 1: pixels in [0, 1]
     first = ds.splits["evaluation"].paths[0]
     assert np.array_equal(ds.splits["evaluation"].images[0], preprocess(first, config))
-    assert 0.0 <= ds.splits["evaluation"].images.min() and ds.splits["evaluation"].images.max() <= 1.0
+    images = ds.splits["evaluation"].images
+    assert 0.0 <= images.min() and images.max() <= 1.0

@@ -196,3 +196,14 @@ def test_models_by_name_that_cannot_be_had_are_one_line(tmp_path, monkeypatch, s
     assert "\n" not in str(caught.value)
     if spec == "timm:mobilevit_xxs":
         assert "timm:mobilevit_xxs:random" in str(caught.value)
+
+
+def test_models_of_one_run_must_share_their_preprocessing(tmp_path):
+    from servebench_engine.model import common_data_config
+
+    a = prepare_model(make_onnx(tmp_path / "a.onnx", ["N", 3, 224, 224]), tmp_path)
+    b = prepare_model(make_onnx(tmp_path / "b.onnx", ["N", 3, "H", "W"]), tmp_path)
+    c = prepare_model(make_onnx(tmp_path / "c.onnx", ["N", 3, 256, 256]), tmp_path)
+    assert common_data_config([a, b]) == DataConfig()
+    with pytest.raises(InputError, match=r"a: 224x224 bilinear.*c: 256x256 bilinear"):
+        common_data_config([a, c])

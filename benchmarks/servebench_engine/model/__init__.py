@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,12 +32,12 @@ from .torch_file import (DEFAULT_CLASSES, MOBILENET_V2, PROGRAM_ONNX_KEY, PROGRA
                          settle_batchnorm, torch_factory, torch_source)
 
 __all__ = [
-    "DATA_CONFIG_KEY", "DataConfig", "DEFAULT_CLASSES", "EXPORTED_NAME", "INPUT_SHAPE", "MOBILENET_V2", "OPSET", "PROGRAM_ONNX_KEY",
-    "PROGRAM_SUFFIX", "RANDOM_INIT", "RANDOM_WEIGHTS_KEY", "ExportedProgram", "OnnxFacts",
-    "PreparedModel", "artifacts_dir", "build_architecture", "check_names", "default_mobilenet",
-    "export_onnx", "export_program", "import_torch", "inspect_onnx", "is_quantized", "load_pth",
-    "model_name", "pair_tflite", "prepare_model", "program_beside", "sha256_of", "torch_factory",
-    "torch_source",
+    "artifacts_dir", "build_architecture", "check_names", "common_data_config", "DATA_CONFIG_KEY",
+    "DataConfig", "DEFAULT_CLASSES", "default_mobilenet", "export_onnx", "export_program",
+    "EXPORTED_NAME", "ExportedProgram", "import_torch", "INPUT_SHAPE", "inspect_onnx",
+    "is_quantized", "load_pth", "MOBILENET_V2", "model_name", "OnnxFacts", "OPSET", "pair_tflite",
+    "prepare_model", "PreparedModel", "program_beside", "PROGRAM_ONNX_KEY", "PROGRAM_SUFFIX",
+    "RANDOM_INIT", "RANDOM_WEIGHTS_KEY", "sha256_of", "torch_factory", "torch_source",
 ]
 
 EXPORTED_NAME = "model.onnx"
@@ -181,6 +181,23 @@ def pair_tflite(names: Sequence[str], tflites: Sequence[Path]) -> dict[str, Path
                              f"{path.stem}")
         pairs[path.stem] = path
     return pairs
+
+
+def common_data_config(models: Sequence[PreparedModel]) -> DataConfig:
+    """The one preprocessing every model of a run shares (one run feeds each the same images);
+    an InputError naming each model's when they differ."""
+    wanted = {replace(m.data_config, source="") for m in models}
+    if len(wanted) > 1:
+        raise InputError("the models want their images preprocessed differently ("
+                         + "; ".join(f"{m.name}: {_recipe(m.data_config)}" for m in models)
+                         + "); one run feeds every model the same images: run them separately")
+    return models[0].data_config
+
+
+def _recipe(config: DataConfig) -> str:
+    h, w = config.size
+    mean, std = (tuple(round(v, 3) for v in values) for values in (config.mean, config.std))
+    return f"{h}x{w} {config.interpolation}, crop_pct {config.crop_pct:g}, mean {mean}, std {std}"
 
 
 def artifacts_dir(artifacts_root: Path, model: PreparedModel) -> Path:
