@@ -4,8 +4,8 @@ Reads files and metadata only: library versions come from the installed distribu
 (``importlib.metadata``), so recording torch's version does not cost a torch import. What
 explains a number besides the hardware (issue 12): the CPU governor and frequency, the kernel,
 the cgroup's CPU limit, the temperature; the /sys and /proc readers take the filesystem root so
-tests hand them a fake tree. :func:`stability` is the part that can move during a variant
-(frequency, its cap, a Pi's throttle flags), recorded before and after each one.
+tests hand them a fake tree. What can move during a variant (frequency, its cap, a Pi's
+throttle flags) is machine_state.py's, read before and after each one.
 """
 
 from __future__ import annotations
@@ -19,18 +19,13 @@ import socket
 import subprocess
 from pathlib import Path
 
+from .machine_state import (ROOT, cpu_freq_mhz, cpu_governor, read_number, read_text,
+                            temperature_c)
+
 LIBRARIES = ("numpy", "onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnx",
              "torch", "torchvision", "openvino", "ai-edge-litert", "tflite-runtime", "pillow",
              "neural-compressor")
 ENGINE_DIR = Path(__file__).resolve().parent
-ROOT = Path("/")
-# A current frequency that moved by more than this between before and after a variant marks the
-# record (``info.stability.changed``); so does any move of the frequency cap or throttle flags.
-FREQ_TOLERANCE = 0.10
-# Sensors reporting outside this range (°C) are unplugged inputs, not temperatures.
-PLAUSIBLE_C = (-30.0, 150.0)
-
-
 def _cpuinfo() -> tuple[str | None, list[str]]:
     """Model name and flags of the first CPU (x86 'flags', Arm 'Features')."""
     model, flags = None, []
@@ -100,87 +95,10 @@ def emulated() -> bool:
     return False
 
 
-def board_health() -> dict | None:
-    """A Raspberry Pi's throttle flags and SoC temperature (``vcgencmd``), or None where there is
-    no vcgencmd. Throttling (bit 2 now, bit 18 since boot) makes a latency figure the heat's, not
-    the model's: recorded before and after each variant."""
-    exe = shutil.which("vcgencmd")
-    if not exe:
-        return None
-    health: dict = {"throttled": None, "temperature_c": None}
-    for arg, key in (("get_throttled", "throttled"), ("measure_temp", "temperature_c")):
-        try:
-            out = subprocess.run([exe, arg], capture_output=True, text=True, timeout=10).stdout
-        except (OSError, subprocess.SubprocessError):
-            continue
-        value = out.strip().partition("=")[2]
-        if key == "throttled" and value:
-            health[key] = value
-        elif value:
-            try:
-                health[key] = float(value.split("'")[0])
-            except ValueError:
-                pass
-    return health
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(errors="replace").strip()
-    except OSError:
-        return None
-
-
-def _number(path: Path) -> float | None:
-    text = _read(path)
-    try:
-        return float(text) if text else None
-    except ValueError:
-        return None
-
-
-def _cpufreq_dirs(root: Path) -> list[Path]:
-    cpus = sorted((root / "sys/devices/system/cpu").glob("cpu[0-9]*"))
-    return [c / "cpufreq" for c in cpus if (c / "cpufreq").is_dir()]
-
-
-def cpu_governor(root: Path = ROOT) -> str | None:
-    """The cpufreq governor (``performance``, ``schedutil``...); several joined by commas when
-    the CPUs differ; None where there is no cpufreq (most VMs and containers)."""
-    found = {_read(d / "scaling_governor") for d in _cpufreq_dirs(root)} - {None, ""}
-    return ",".join(sorted(found)) or None  # type: ignore[arg-type]
-
-
-def cpu_freq_mhz(root: Path = ROOT) -> dict | None:
-    """``current`` (mean over the CPUs now), ``max`` (the hardware's) and ``policy_max`` (the
-    cap now: what thermal throttling or a power policy lowers), in MHz; a VM without cpufreq
-    gives /proc/cpuinfo's "cpu MHz" as current, which is often the nominal clock."""
-    dirs = _cpufreq_dirs(root)
-    current = [v for d in dirs if (v := _number(d / "scaling_cur_freq")) is not None]
-    hw_max = [v for d in dirs if (v := _number(d / "cpuinfo_max_freq")) is not None]
-    cap = [v for d in dirs if (v := _number(d / "scaling_max_freq")) is not None]
-    if current:
-        return {"current": round(sum(current) / len(current) / 1000, 1),
-                "max": max(hw_max) / 1000 if hw_max else None,
-                "policy_max": max(cap) / 1000 if cap else None, "source": "cpufreq"}
-    mhz = []
-    for line in (_read(root / "proc/cpuinfo") or "").splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() == "cpu mhz":
-            try:
-                mhz.append(float(value))
-            except ValueError:
-                continue
-    if not mhz:
-        return None
-    return {"current": round(sum(mhz) / len(mhz), 1), "max": None, "policy_max": None,
-            "source": "cpuinfo"}
-
-
 def _cgroup_paths(root: Path) -> dict[str, str]:
     """Controller -> this process's cgroup path ("" for the v2 unified hierarchy)."""
     paths = {}
-    for line in (_read(root / "proc/self/cgroup") or "").splitlines():
+    for line in (read_text(root / "proc/self/cgroup") or "").splitlines():
         parts = line.split(":", 2)
         if len(parts) == 3:
             for controller in parts[1].split(",") if parts[1] else [""]:
@@ -220,19 +138,21 @@ def cgroup_cpu(root: Path = ROOT) -> dict | None:
     if (mount / "cgroup.controllers").is_file():  # v2, unified
         version, dirs = 2, _upwards(mount, paths.get("", "/"))
         for d in dirs:
-            quota, _, period = (_read(d / "cpu.max") or "max").partition(" ")
+            quota, _, period = (read_text(d / "cpu.max") or "max").partition(" ")
             if quota.isdigit() and period.isdigit():
                 limits.append((int(quota), int(period)))
-        cpuset = next((c for d in dirs if (c := _read(d / "cpuset.cpus.effective"))), None)
+        cpuset = next((c for d in dirs if (c := read_text(d / "cpuset.cpus.effective"))), None)
     elif (mount / "cpu").is_dir() or (mount / "cpu,cpuacct").is_dir():  # v1
         version = 1
         cpu_mount = mount / "cpu" if (mount / "cpu").is_dir() else mount / "cpu,cpuacct"
         for d in _upwards(cpu_mount, paths.get("cpu", "/")):
-            quota, period = _number(d / "cpu.cfs_quota_us"), _number(d / "cpu.cfs_period_us")
+            quota = read_number(d / "cpu.cfs_quota_us")
+            period = read_number(d / "cpu.cfs_period_us")
             if quota is not None and period and quota > 0:
                 limits.append((int(quota), int(period)))
         cpuset = next((c for d in _upwards(mount / "cpuset", paths.get("cpuset", "/"))
-                       if (c := _read(d / "cpuset.effective_cpus") or _read(d / "cpuset.cpus"))),
+                       if (c := read_text(d / "cpuset.effective_cpus")
+                               or read_text(d / "cpuset.cpus"))),
                       None)
     else:
         return None
@@ -241,47 +161,8 @@ def cgroup_cpu(root: Path = ROOT) -> dict | None:
             "cpus": round(quota / period, 3) if quota and period else None, "cpuset": cpuset}
 
 
-def temperature_c(root: Path = ROOT) -> float | None:
-    """The hottest readable sensor (thermal zones, then hwmon), °C; None where none is
-    readable (most VMs and containers)."""
-    files = [*(root / "sys/class/thermal").glob("thermal_zone*/temp"),
-             *(root / "sys/class/hwmon").glob("hwmon*/temp*_input")]
-    values = [v / 1000 for f in files if (v := _number(f)) is not None]
-    plausible = [v for v in values if PLAUSIBLE_C[0] < v < PLAUSIBLE_C[1]]
-    return max(plausible) if plausible else None
-
-
 def kernel(root: Path = ROOT) -> str:
-    return _read(root / "proc/sys/kernel/osrelease") or platform.release()
-
-
-def stability(health: dict | None, root: Path = ROOT) -> dict:
-    """What may move while a variant runs: the frequency now and its cap, a Pi's throttle
-    flags (from ``health``, board_health's reading: vcgencmd is not asked twice), the
-    temperature."""
-    freq = cpu_freq_mhz(root) or {}
-    return {"freq_mhz": freq.get("current"), "policy_max_mhz": freq.get("policy_max"),
-            "throttled": (health or {}).get("throttled"),
-            "temperature_c": (health or {}).get("temperature_c") or temperature_c(root)}
-
-
-def stability_change(before: dict, after: dict) -> dict:
-    """``changed``: True when the throttle flags or the frequency cap moved, or the current
-    frequency by more than FREQ_TOLERANCE; None when nothing could be compared; ``why`` says
-    what moved."""
-    why, compared = [], False
-    for key in ("throttled", "policy_max_mhz"):
-        if before[key] is not None and after[key] is not None:
-            compared = True
-            if before[key] != after[key]:
-                why.append(f"{key} {before[key]} -> {after[key]}")
-    f0, f1 = before["freq_mhz"], after["freq_mhz"]
-    if f0 and f1:
-        compared = True
-        if abs(f1 - f0) / f0 > FREQ_TOLERANCE:
-            why.append(f"freq_mhz {f0} -> {f1}")
-    return {"before": before, "after": after, "changed": bool(why) if compared else None,
-            "why": why}
+    return read_text(root / "proc/sys/kernel/osrelease") or platform.release()
 
 
 def _memory_bytes(field: str = "MemTotal", root: Path = ROOT) -> int | None:

@@ -4,7 +4,8 @@ Each field of :class:`Record` says, in its metadata, what its value is (the JSON
 collect step and the report enforce, and the type and meaning docs/RESULTS.md's table shows)
 and its rule across repeats (:data:`RULES`: how repeats.merge makes the variant's record from
 its repeats' records). Every record starts as :func:`base_record`; ok, skipped and error records
-are that one filled in (suite.measure_variant, :func:`finish_skipped`, :func:`finish_error`).
+are that one filled in (variant_run.measure_variant, :func:`finish_skipped`,
+:func:`finish_error`).
 
 A new metric is one field here (with a rule); ``scripts/servebench/results.schema.json``'s
 ``record`` and the field table of docs/RESULTS.md are checked against :func:`json_schema` and

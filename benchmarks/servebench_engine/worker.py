@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import errors, results
+from . import errors, results, variant_run, variants
 from .errors import ExitCode
 from .context import Context, Split
 from .model import torch_factory
@@ -237,17 +237,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(job: dict) -> int:
-    from . import suite, variants
-
     try:
         # The parent's registry (a test may have registered a variant of its own).
         variants.REGISTRY[job["variant"]] = job["target"]
         ctx = context(job, _say)
         if job.get("mode") == PREPARE:
-            record = suite.prepare_variant(job["variant"], ctx, job["run"], _say)
+            record = variant_run.prepare_variant(job["variant"], ctx, job["run"], _say)
         else:
-            record = suite.run_variant(job["variant"], ctx, job["run"], _say,
-                                       with_accuracy=job["accuracy"])
+            record = variant_run.run_variant(job["variant"], ctx, job["run"], _say,
+                                             with_accuracy=job["accuracy"])
         results.write_record(Path(job["result"]), record)
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED

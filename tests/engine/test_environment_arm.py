@@ -10,7 +10,7 @@ import stat
 
 import pytest
 
-from servebench_engine import environment, suite
+from servebench_engine import environment, machine_state, variant_run
 
 
 def _tool(folder, name: str, body: str) -> None:
@@ -45,22 +45,22 @@ def test_x86_cpu_keeps_cpuinfo_name(pi_tools, monkeypatch):
 
 
 def test_vcgencmd_throttle_and_temperature(pi_tools):
-    assert environment.board_health() == {"throttled": "0x50000", "temperature_c": 61.3}
+    assert machine_state.board_health() == {"throttled": "0x50000", "temperature_c": 61.3}
 
 
 def test_no_vcgencmd_no_health(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert environment.board_health() is None
+    assert machine_state.board_health() is None
 
 
 def test_each_variant_records_health_before_and_after(pi_tools, monkeypatch):
     def skipped(*args, **kwargs):
-        raise suite.VariantSkipped("measured elsewhere")
+        raise variant_run.VariantSkipped("measured elsewhere")
 
-    monkeypatch.setattr(suite, "measure_variant", skipped)
+    monkeypatch.setattr(variant_run, "measure_variant", skipped)
     run = {"host": "pi", "host_kind": "edge", "profile": "smoke", "model": {}, "data": {},
            "environment": {}, "batch_size": 1}
-    record = suite.run_variant("onnx-cpu", None, run, lambda msg: None)
+    record = variant_run.run_variant("onnx-cpu", None, run, lambda msg: None)
     health = {"throttled": "0x50000", "temperature_c": 61.3}
     assert record["info"]["board_health"] == {"before": health, "after": health}
     assert pi_tools.read_text().split() == ["get_throttled", "measure_temp"] * 2

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from servebench_engine import environment as env
+from servebench_engine import machine_state as state
 
 
 def tree(root: Path, files: dict[str, str]) -> Path:
@@ -30,21 +31,21 @@ def cpufreq(cpu: int, cur: int, governor: str = "performance", cap: int = 3_000_
 def test_governor_and_frequency_from_cpufreq(tmp_path):
     root = tree(tmp_path, {**cpufreq(0, 2_000_000), **cpufreq(1, 3_000_000),
                            "proc/sys/kernel/osrelease": "6.1.0-rpi7-rpi-2712"})
-    assert env.cpu_governor(root) == "performance"
-    assert env.cpu_freq_mhz(root) == {"current": 2500.0, "max": 3500.0, "policy_max": 3000.0,
+    assert state.cpu_governor(root) == "performance"
+    assert state.cpu_freq_mhz(root) == {"current": 2500.0, "max": 3500.0, "policy_max": 3000.0,
                                       "source": "cpufreq"}
     assert env.kernel(root) == "6.1.0-rpi7-rpi-2712"
     tree(root, cpufreq(1, 3_000_000, governor="powersave"))
-    assert env.cpu_governor(root) == "performance,powersave"
+    assert state.cpu_governor(root) == "performance,powersave"
 
 
 def test_a_vm_without_cpufreq_gives_cpuinfo_mhz_and_no_governor(tmp_path):
     root = tree(tmp_path, {"proc/cpuinfo": "processor\t: 0\ncpu MHz\t\t: 2596.138\n"
                                            "processor\t: 1\ncpu MHz\t\t: 2596.138"})
-    assert env.cpu_governor(root) is None
-    assert env.cpu_freq_mhz(root) == {"current": 2596.1, "max": None, "policy_max": None,
+    assert state.cpu_governor(root) is None
+    assert state.cpu_freq_mhz(root) == {"current": 2596.1, "max": None, "policy_max": None,
                                       "source": "cpuinfo"}
-    assert env.cpu_freq_mhz(tmp_path / "nothing") is None
+    assert state.cpu_freq_mhz(tmp_path / "nothing") is None
 
 
 def test_cgroup_v2_takes_the_tightest_limit_on_the_way_up(tmp_path):
@@ -87,29 +88,30 @@ def test_temperature_is_the_hottest_plausible_sensor(tmp_path):
     root = tree(tmp_path, {"sys/class/thermal/thermal_zone0/temp": "61300",
                            "sys/class/thermal/thermal_zone1/temp": "-273000",  # unplugged
                            "sys/class/hwmon/hwmon0/temp1_input": "64250"})
-    assert env.temperature_c(root) == 64.25
-    assert env.temperature_c(tmp_path / "nothing") is None
+    assert state.temperature_c(root) == 64.25
+    assert state.temperature_c(tmp_path / "nothing") is None
 
 
 def test_stability_flags_a_moved_cap_or_throttle_and_a_big_frequency_move(tmp_path):
     root = tree(tmp_path, cpufreq(0, 2_400_000))
-    calm = env.stability(None, root)
+    calm = state.stability(None, root)
     assert calm == {"freq_mhz": 2400.0, "policy_max_mhz": 3000.0, "throttled": None,
                     "temperature_c": None}
-    same = env.stability_change(calm, env.stability(None, root))
+    same = state.stability_change(calm, state.stability(None, root))
     assert same["changed"] is False and same["why"] == []
     tree(root, cpufreq(0, 2_300_000))                 # 4 %: within the tolerance
-    assert env.stability_change(calm, env.stability(None, root))["changed"] is False
+    assert state.stability_change(calm, state.stability(None, root))["changed"] is False
     tree(root, cpufreq(0, 1_500_000, cap=1_500_000))  # thermal cap came down
-    moved = env.stability_change(calm, env.stability(None, root))
+    moved = state.stability_change(calm, state.stability(None, root))
     assert moved["changed"] is True and len(moved["why"]) == 2
     # A Pi: the throttle flags come from board_health's reading.
-    pi = env.stability_change(env.stability({"throttled": "0x0", "temperature_c": 60.0}, root),
-                              env.stability({"throttled": "0x20002", "temperature_c": 82.0}, root))
+    pi = state.stability_change(
+        state.stability({"throttled": "0x0", "temperature_c": 60.0}, root),
+        state.stability({"throttled": "0x20002", "temperature_c": 82.0}, root))
     assert pi["changed"] is True and "throttled 0x0 -> 0x20002" in pi["why"]
     assert pi["after"]["temperature_c"] == 82.0
-    nothing = env.stability(None, tmp_path / "nothing")
-    assert env.stability_change(nothing, nothing)["changed"] is None
+    nothing = state.stability(None, tmp_path / "nothing")
+    assert state.stability_change(nothing, nothing)["changed"] is None
 
 
 def test_this_machine_for_real():

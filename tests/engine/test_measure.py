@@ -101,7 +101,7 @@ def test_accuracy_rejects_logits_of_the_wrong_shape():
 
 
 def test_model_size_counts_what_serves(tmp_path):
-    from servebench_engine.suite import model_size
+    from servebench_engine.variant_run import model_size
 
     (tmp_path / "m.onnx").write_bytes(b"x" * 10)
     (tmp_path / "m.xml").write_bytes(b"x" * 3)
