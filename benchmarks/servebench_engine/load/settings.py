@@ -35,9 +35,10 @@ class LoadSettings:
     # One window lasts this long, and longer at low rates: see ``window_min_queries``.
     window_s: float = 1.0
     # A window lasts until it has had this many arrivals (at its rate), and the counted windows
-    # together 15 % more than ``min_queries_p99``, up to ``max_window_s``.
+    # together 15 % more than ``min_queries_p99``, up to ``max_window_s`` (30 s: 662 queries
+    # at 25 req/s; slower rates cannot give a valid p99 and the knee search says so).
     window_min_queries: int = 100
-    max_window_s: float = 10.0
+    max_window_s: float = 30.0
     # A point is stable when its last ``stability_windows`` windows agree (see stability.py).
     stability_windows: int = 3
     # Throughput agreement: each window within this fraction of their mean (perf_analyzer's 10 %).
