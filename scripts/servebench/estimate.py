@@ -271,6 +271,9 @@ def check(request: dict, now: datetime | None = None) -> dict:
                  * (int(given) if given else 1))
     by_kind = runs_by_kind(defaults)
     override = request.get("override", "-e bench_ignore_lease=true")
+    margin_s = float(request["margin_s"])
+    if not 0 <= margin_s < math.inf:
+        raise ValueError(f"bench_lease_margin_s must be 0 or more seconds (got {request['margin_s']})")
     out: dict[str, list] = {"hosts": [], "refused": [], "warnings": []}
     for host in request["hosts"]:
         kind = host.get("kind")
@@ -286,7 +289,7 @@ def check(request: dict, now: datetime | None = None) -> dict:
         est = estimate_host(runs, profile, models, repeats, history, timeout_s)
         if note:
             est["basis"].insert(0, note)
-        row = {"host": host["name"], **est, **verdict(host, est, now, float(request["margin_s"]), override)}
+        row = {"host": host["name"], **est, **verdict(host, est, now, margin_s, override)}
         out["hosts"].append(row)
         if "message" in row:
             out["refused"].append(row["message"])

@@ -9,6 +9,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from servebench import estimate
 from servebench.estimate import Measured, Run
 from servebench_engine.profiles import PROFILES
@@ -98,6 +100,11 @@ def test_variants_limit_and_bad_lease_end(tmp_path):
     host = out["hosts"][0]
     assert host["engine_runs"] == 1 and host["basis"][0].startswith("cpu: 3 units")
     assert "lease_end 'soon' is not an ISO time" in out["refused"][0]
+
+
+def test_negative_margin_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="bench_lease_margin_s must be 0 or more seconds"):
+        estimate.check(_request(tmp_path, "2026-12-06T18:00", margin_s=-5), now=NOW)
 
 
 def test_extension_and_durations():
