@@ -346,7 +346,10 @@ def main(argv: list[str] | None = None, stream: TextIO | None = None) -> int:
                    started=started)
         except KeyboardInterrupt:
             # ansible-playbook got the same Ctrl-C: let it stop its hosts' engines and exit.
-            proc.wait(timeout=120)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
             follow(JsonLines(events), progress, view, lambda: False, started=started)
     rc = proc.wait()
     kept = keep_log(progress, log)

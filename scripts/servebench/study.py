@@ -21,8 +21,10 @@ import contextlib
 import getpass
 import html
 import os
+import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -183,6 +185,19 @@ class NotebookView(progress_mod.PlainView):
         self.update(progress, elapsed_s)
 
 
+def _interrupt_children(name: str) -> None:
+    """SIGINT to this process's children running ``name`` (ansible-runner's ansible-playbook)."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and any(name.encode() in part for part in cmdline[:2]):
+            with contextlib.suppress(OSError):
+                os.kill(int(proc.name), signal.SIGINT)
+
+
 def _in_notebook() -> bool:
     shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
     return shell is not None and "ipykernel" in sys.modules
@@ -281,14 +296,21 @@ class Study:
                 done["error"] = exc
 
         worker = threading.Thread(target=play, name="bench.yml", daemon=True)
-        progress = progress_mod.Progress()
+        progress, started = progress_mod.Progress(), time.monotonic()
         worker.start()
-        progress_mod.follow(events, progress, view, alive=worker.is_alive)
+        try:
+            progress_mod.follow(events, progress, view, alive=worker.is_alive, started=started)
+        except BaseException:
+            # Ctrl-C (a notebook's interrupt): stop ansible-playbook as a Ctrl-C in a terminal
+            # would, so its hosts' engines stop, before a teardown removes the nodes.
+            _interrupt_children("ansible-playbook")
+            worker.join(timeout=300)
+            raise
         worker.join()
         if "error" in done:
             raise done["error"]
         outcome = RunOutcome(done["run"], progress, run_dir)
-        view.close(progress, 0.0, [f"full Ansible log: {outcome.log}"])
+        view.close(progress, time.monotonic() - started, [f"full Ansible log: {outcome.log}"])
         if (run_dir / "run.json").is_file():
             outcome.report = self.report(run_dir, extra.get("targets_file"))
         return outcome.check() if check else outcome

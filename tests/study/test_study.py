@@ -3,6 +3,9 @@ against the fake Chameleon, the commands' own exceptions and exit codes, the rep
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,8 @@ from click.testing import CliRunner
 
 from servebench.errors import ExitCode, UsageError
 from servebench.provision.cli import chi_down, chi_up
-from servebench.study import Deployment, Report, RunFailed, RunOutcome, Study, _invoke
+from servebench.study import (Deployment, Report, RunFailed, RunOutcome, Study, _interrupt_children,
+                              _invoke)
 
 
 @pytest.fixture
@@ -104,3 +108,20 @@ def _png(folder: Path) -> Path:
     plt.savefig(path)
     plt.close("all")
     return path
+
+
+def test_an_interrupt_stops_only_this_processs_ansible_playbook(tmp_path):
+    script = tmp_path / "ansible-playbook"
+    script.write_text("import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n"
+                      "    raise SystemExit(130)\n")
+    ours = subprocess.Popen([sys.executable, str(script)])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.5)
+        _interrupt_children("ansible-playbook")
+        assert ours.wait(timeout=10) == 130
+        assert other.poll() is None
+    finally:
+        for proc in (ours, other):
+            proc.kill()
+            proc.wait()
