@@ -5,9 +5,9 @@ here rather than scraping a shell: ansible-runner gives the exit status, a statu
 (successful / failed / timeout / canceled), the per-host stats and every event, and writes them
 to disk (rc, status, stdout, job_events/), so a failed run can be read after the fact.
 
-For ``bench.yml`` the run id is fixed here (UTC time, scope, profile, as playbooks/plan.yml makes
-it) and passed as ``-e run_id=...``, so the artifacts land in ``results/<run-id>/runner/`` beside
-that run's records (docs/RESULTS.md).
+For ``bench.yml`` the run id is fixed here (UTC time, scope, profile, by the rules playbooks/plan.yml
+holds and this module reads from it) and passed as ``-e run_id=...``, so the artifacts land in
+``results/<run-id>/runner/`` beside that run's records (docs/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
+
+import yaml
 
 from .errors import ConfigError
 
@@ -35,10 +38,15 @@ PASSED_ENV = frozenset({
     "PIP_CONFIG_FILE", "FOOD11_DATA_DIR",
 })
 PASSED_ENV_PREFIXES = ("LC_", "ANSIBLE_", "SERVEBENCH_")
-TESTBED_GROUPS = ("gpu_servers", "cpu_servers", "edge_devices")
 ARTIFACT_IDENT = "runner"
-# The run id names a folder under results_dir (playbooks/plan.yml checks the same pattern).
-SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+@lru_cache(maxsize=4)
+def plan_rules(repo: Path = REPO) -> dict[str, Any]:
+    """The plan's own variables (playbooks/plan.yml): the one place of the run-id rule
+    (bench_safe_name, bench_run_stamp) and of the groups chi-up fills (bench_testbed_groups)."""
+    plays = yaml.safe_load((repo / "playbooks" / "plan.yml").read_text(encoding="utf-8"))
+    return plays[0]["vars"]
 
 
 @dataclass
@@ -91,8 +99,8 @@ class PlaybookRun:
 
 
 def new_run_id(profile: str, scope: str, now: datetime | None = None) -> str:
-    """``20261123T191500Z-local-quick``: the same shape playbooks/plan.yml gives a new run."""
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    """``20261123T191500Z-local-quick``: the id playbooks/plan.yml gives a new run."""
+    stamp = (now or datetime.now(timezone.utc)).strftime(plan_rules()["bench_run_stamp"])
     return f"{stamp}-{scope}-{profile}"
 
 
@@ -123,7 +131,7 @@ def inventory_scope(inventory: Sequence[Path], repo: Path = REPO) -> str:
             has_hosts(child, seen | {group}) for child in entry.get("children", [])
             if child not in seen)
 
-    return "chi" if any(has_hosts(g) for g in TESTBED_GROUPS) else "local"
+    return "chi" if any(has_hosts(g) for g in plan_rules(repo)["bench_testbed_groups"]) else "local"
 
 
 def passed_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -177,7 +185,7 @@ def run_playbook(
             raise ConfigError(f"artifact_dir is needed to keep the artifacts of {playbook_path.name}")
         run_id = str(extra.get("run_id") or new_run_id(str(extra.get("profile", "full")),
                                                         inventory_scope(inventory_paths, repo)))
-        if not SAFE_RUN_ID.match(run_id) or ".." in run_id:
+        if not re.match(plan_rules(repo)["bench_safe_name"], run_id):
             raise ConfigError(f"run_id {run_id!r} is not a safe folder name",
                               hint="use letters, digits, '.', '_' and '-' (no '/', no '..')")
         extra["run_id"] = run_id

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 from datetime import datetime, timezone
 
 import pytest
 
 from servebench.errors import ConfigError
-from servebench.runner import _free_ident, inventory_scope, new_run_id, run_playbook
+from servebench import runner
+from servebench.runner import _free_ident, inventory_scope, new_run_id, plan_rules, run_playbook
 
 from .conftest import LOCAL_INVENTORY, write_inventory
 
@@ -59,3 +62,21 @@ def test_other_playbooks_must_say_where_artifacts_go(tmp_path):
         run_playbook("playbooks/teardown.yml")
     with pytest.raises(ConfigError, match="not found"):
         run_playbook("no-such.yml", artifact_dir=tmp_path)
+
+
+def test_the_run_id_rule_and_the_testbed_groups_are_the_plans():
+    # playbooks/plan.yml is their one place: the runner holds no pattern or group name of its own.
+    source = Path(runner.__file__).read_text()
+    assert "A-Za-z0-9" not in source and "gpu_servers" not in source
+    rule = plan_rules()["bench_safe_name"]
+    assert re.match(rule, "20261123T191500Z-local-quick")
+    for bad in ("ok-run\n", "../victim", "a..b", "/tmp/x", ""):
+        assert not re.match(rule, bad), bad
+    assert "edge_devices" in plan_rules()["bench_testbed_groups"]
+
+
+def test_a_run_id_with_a_trailing_newline_is_refused_before_any_artifact(tmp_path):
+    with pytest.raises(ConfigError, match="is not a safe folder name"):
+        run_playbook("bench.yml", inventory=[LOCAL_INVENTORY],
+                     extravars={"results_dir": str(tmp_path / "results"), "run_id": "ok-run\n"})
+    assert list(tmp_path.iterdir()) == []
