@@ -103,11 +103,12 @@ class LoadSettings:
 # windows at the few requests/s a Pi serves, smoke a second or two (tests only).
 LOAD_PROFILES: dict[str, LoadSettings] = {
     "full": LoadSettings(),
-    # quick: p99 from >= 150 queries (not LoadGen-valid: the record says so), a 3-step knee.
-    "quick": LoadSettings(warmup_s=0.3, window_s=0.5, window_min_queries=50, max_window_s=2.0,
-                          max_windows=4, rate_fractions=(), knee_steps=3, knee_resolution=0.1,
-                          min_queries_p99=150, generator_requests=5_000,
-                          concurrency_per_cpu=1),
+    # quick: p99 from >= 150 queries (not LoadGen-valid: the record says so), no retries, the
+    # bracket no lower than a quarter of the ceiling, a 2-step knee: <= 10 s a point.
+    "quick": LoadSettings(warmup_s=0.3, window_s=0.5, window_min_queries=50, max_window_s=3.0,
+                          max_windows=3, rate_fractions=(), knee_low_fraction=0.25,
+                          knee_steps=2, knee_resolution=0.1, min_queries_p99=150,
+                          generator_requests=5_000, concurrency_per_cpu=1),
     "edge": LoadSettings(warmup_s=1.0, window_s=2.0, window_min_queries=50, max_window_s=8.0,
                          max_windows=4, rate_fractions=(0.5,), knee_steps=3,
                          knee_resolution=0.1, generator_requests=5_000, p99_bound_ms=200.0,
