@@ -32,6 +32,9 @@ CASES = {
     "threads_beyond_cpus": (["benchmark_threads=999999"],
                             "benchmark_threads must be a whole number from 1 to"),
     "unknown_profile": (["profile=fast"], "profile must be one of full, quick, smoke (got fast"),
+    # The time-outs the waits compute with: whole seconds, at most a week.
+    "timeout_overflow": (['{"benchmark_timeout_s_by_profile": {"smoke": 1e30, "quick": 1200, "full": 14400}}'],
+                         "benchmark_timeout_s_by_profile of localhost must be whole seconds from 1 to 604800 (got 1e+30)"),
 }
 
 
