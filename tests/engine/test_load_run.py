@@ -53,3 +53,27 @@ def test_a_failing_model_is_an_error_not_a_figure():
 
     with pytest.raises(RuntimeError, match="bad input shape"):
         run_load(factory, X, for_profile("smoke"), cpus=1)
+
+
+def test_overload_ends_in_bounded_time_and_counts_what_never_finished():
+    """Ten times what one worker can serve: the point still ends on time, the requests that
+    never ran are counted (at their age, a lower bound) instead of dropped, and it fails."""
+    from servebench_engine.load.knee import judge
+    from servebench_engine.load.openloop import open_point
+    from servebench_engine.load.settings import LoadSettings
+
+    def infer(_x):
+        time.sleep(0.010)
+
+    settings = LoadSettings(warmup_s=0.1, window_s=0.3, window_min_queries=1, max_window_s=0.3,
+                            max_windows=3, grace_s=0.2, min_queries_p99=1, p99_bound_ms=1e6)
+    began = time.monotonic()
+    point = open_point([infer], X, 1000.0, 1, settings).result
+    took = time.monotonic() - began
+    assert took < 0.1 + 3 * (0.3 + 0.2) + 1.0, f"took {took:.1f} s"
+    assert point["unfinished"] > 0.5 * point["arrivals"], point
+    assert point["achieved_rps"] < 150, point  # what one 10 ms worker can do
+    # The backlog is in the latency: at least a good part of the stream's length.
+    assert point["latency_ms"]["p99"] > 300, point["latency_ms"]
+    ok, why = judge(point, settings)
+    assert not ok, why
