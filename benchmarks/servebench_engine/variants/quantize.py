@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from ..helpers import QUANTIZE_INC as INC_SCRIPT
 from . import reuse
 from .base import Served, Variant
 from .helper_process import HelperFailed, absolute_python, run_relaying
@@ -61,7 +62,6 @@ from .quantize_ort import _exclusion_schedule, ort_route  # noqa: F401  (tests r
 if TYPE_CHECKING:  # pragma: no cover
     from ..context import Context
 
-INC_SCRIPT = Path(__file__).with_name("quantize_inc.py")
 INC_NOT_MET = 3            # quantize_inc.py's exit status when no trial met the tolerance
 # The tutorial's Neural Compressor settings (seed 002), passed to quantize_inc.py and recorded.
 INC_QUANT_LEVEL = "1"

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..helpers import CONVERT_TFLITE as CONVERTER_SCRIPT
 from ..model.data_config import DEFAULT, DataConfig
 from ..model.onnx_file import data_config_of
 from . import reuse
@@ -36,7 +37,6 @@ from .helper_process import HelperFailed, absolute_python, run_relaying
 if TYPE_CHECKING:  # pragma: no cover
     from ..context import Context
 
-CONVERTER_SCRIPT = Path(__file__).with_name("convert_tflite.py")
 CONVERT_TIMEOUT_S = 600  # seen here: 16-20 s for MobileNetV2 on 2 cores
 
 
