@@ -18,6 +18,7 @@ import servebench_engine.cli as engine_cli
 from servebench.errors import ExitCode
 from servebench.report import cli as report_cli
 from servebench_engine.errors import ExitCode as EngineExitCode
+from servebench_engine.errors import exit_code_table
 
 from .report.runs import local_run
 
@@ -33,7 +34,13 @@ def test_both_sides_have_the_readme_codes():
     assert {c.name: int(c) for c in ExitCode} == {
         "OK": 0, "BUG": 1, "USAGE": 2, "STATE": 3, "PROVISION": 4, "TEARDOWN": 5,
         "REGRESSION": 6, "INTERRUPTED": 130, "TERMINATED": 143}
-    assert {int(c) for c in EngineExitCode} <= {int(c) for c in ExitCode}
+    # One meaning per code on both sides: each side's enum is rows of the engine's one table
+    # (3 is the control side's state file; the engine's file error is 7).
+    table = {row["name"]: row["code"] for row in exit_code_table()}
+    assert len(set(table.values())) == len(table)
+    for side in (ExitCode, EngineExitCode):
+        assert {c.name: int(c) for c in side}.items() <= table.items()
+    assert table["FILE"] == int(EngineExitCode.FILE) != int(ExitCode.STATE)
 
 
 def _one_line(output: str) -> str:
