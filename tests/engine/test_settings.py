@@ -99,3 +99,20 @@ def test_a_setting_added_in_one_place_reaches_the_context_in_a_worker_child(
     info = json.loads((out / "probe.json").read_text())["info"]
     assert info["probe_note"] == info["probe_note_of_settings"] == "seen in the child"
     assert info["read_in_pid"] != os.getpid()
+
+
+def test_allow_pickle_reaches_the_model_and_the_measuring_child(bench_run, tmp_path):
+    """C3: --allow-pickle is what lets a whole pickled module in, in bench-run and in the child
+    that serves it (torch-eager reads the .pth again there)."""
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 11)).eval()
+    torch.save(net, tmp_path / "whole.pth")
+    args = ("--model", tmp_path / "whole.pth", "--variants", "torch-eager", "--profile", "smoke")
+    refused = bench_run(*args, "--out", tmp_path / "refused")
+    assert refused.code == ExitCode.USAGE and "--allow-pickle" in refused.err
+    assert not (tmp_path / "refused").exists()
+    r = bench_run(*args, "--allow-pickle", "--out", tmp_path / "out")
+    assert r.code == 0, r.err
+    record = json.loads((tmp_path / "out" / "torch-eager.json").read_text())
+    assert (record["status"], record["model"]["format"]) == ("ok", "pth"), record["reason"]
