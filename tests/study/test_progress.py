@@ -78,6 +78,8 @@ def test_counts_and_p50_match_the_records_that_landed(tmp_path):
     assert counts[0] == "0/2" and "1/2" in counts and counts[-1] == "2/2"
     for variant in VARIANTS:
         assert any(f"last {variant} p50 {p50_of(variant):.3f} ms" in l for l in lines), lines
+    # Read from each record as it lands, not later from the runtime's summary.
+    assert "pending" not in out.getvalue()
 
 
 def test_plain_lines_when_not_a_terminal(tmp_path):
