@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from servebench_engine import record, repeats
+from servebench_engine import record, repeats, settings
 from servebench_engine.results import SCHEMA_VERSION
 
 START = "<!-- record fields: generated from benchmarks/servebench_engine/record.py"
@@ -56,3 +56,9 @@ def test_the_module_prints_what_the_checks_compare(argv, capsys):
     expected = record.markdown_table() if argv == ["table"] else json.dumps(
         record.json_schema(), indent=1) + "\n"
     assert out == expected
+
+
+def test_the_host_kinds_bench_run_takes_are_the_schemas(repo_root):
+    schema = json.loads((repo_root / "scripts/servebench/results.schema.json").read_text())
+    # "unknown" is collect's, for a host whose kind the inventory does not say.
+    assert set(schema["$defs"]["host_kind"]["enum"]) - {"unknown"} == set(settings.HOST_KINDS)
