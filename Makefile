@@ -22,6 +22,10 @@ PYTEST_ARGS ?=
 BIN := $(CURDIR)/$(VENV)/bin
 # Console scripts (bench-run, bench-report, chi-*) and ansible live in the venv.
 RUN := PATH="$(BIN):$$PATH"
+# ansible-playbook gets the allow-list servebench.runner gives it (PATH, HOME, LANG, SSH_AUTH_SOCK,
+# ANSIBLE_*, ...): never the caller's OS_* credentials or other secrets (docs/BAD_INPUTS.md).
+PLAYBOOK := $(BIN)/python -c 'import os, sys; from servebench.runner import passed_env; \
+	os.execvpe("ansible-playbook", ["ansible-playbook", *sys.argv[1:]], passed_env(os.environ))'
 
 # On a terminal (not under CI), `make bench` shows the progress view (servebench.progress): per
 # host the stage, variants done / planned and the last one's p50; Ansible's own output goes to
@@ -68,7 +72,7 @@ bench: $(VENV)/.bench-installed $(INC_VENV)/.installed $(LITERT_VENV)/.installed
 	@if [ "$(PROGRESS)" != 0 ] && [ -t 1 ] && [ -z "$$CI" ]; then \
 		$(RUN) $(BIN)/python -m servebench.progress bench.yml -e profile=$(PROFILE) $(ARGS); \
 	else \
-		$(RUN) ansible-playbook bench.yml -e profile=$(PROFILE) $(ARGS); \
+		$(RUN) $(PLAYBOOK) bench.yml -e profile=$(PROFILE) $(ARGS); \
 	fi
 
 test: $(VENV)/.dev-installed $(INC_VENV)/.installed $(LITERT_VENV)/.installed
