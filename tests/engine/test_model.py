@@ -207,3 +207,16 @@ def test_models_of_one_run_must_share_their_preprocessing(tmp_path):
     assert common_data_config([a, b]) == DataConfig()
     with pytest.raises(InputError, match=r"a: 224x224 bilinear.*c: 256x256 bilinear"):
         common_data_config([a, c])
+
+
+def test_every_conv_weight_of_an_export_is_an_initializer_of_its_own(tmp_path, torch):
+    """A fresh network's equal weights (zero biases) are stored once by the exporter, the rest
+    as Identity nodes; the TFLite route (onnx2torch) needs each Conv's weights as initializers."""
+    pytest.importorskip("timm", reason="timm not installed")
+    m = prepare_model(Path("timm:tinynet_e:random"), tmp_path)
+    assert m.data_config.size == (106, 106)
+    graph = onnx.load(str(m.onnx_path)).graph
+    inits = {i.name for i in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert convs and all(name in inits for n in convs for name in n.input[1:])
+    assert not [n for n in graph.node if n.op_type == "Identity" and n.input[0] in inits]

@@ -175,12 +175,34 @@ def export_onnx(net, dest: Path, metadata: dict[str, str] | None = None,
         torch.onnx.export(net, (x,), str(dest), input_names=["input"], output_names=["output"],
                           opset_version=OPSET, dynamo=False,
                           dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    model = onnx.load(str(dest))
+    folded = _own_initializers(model)
     if metadata:
-        model = onnx.load(str(dest))
         onnx.helper.set_model_props(model, metadata)
+    if metadata or folded:
         onnx.save(model, str(dest))
     onnx.checker.check_model(str(dest))
     return dest
+
+
+def _own_initializers(model) -> int:
+    """Turn ``Identity(initializer)`` nodes back into initializers of their own; how many.
+
+    The exporter stores a weight equal to another (the zero biases of a freshly initialised
+    network, say) once, and the others as Identity nodes reading it. Runtimes fold them away,
+    but onnx2torch, the TFLite route's first step, wants a Conv's bias to be an initializer."""
+    import onnx
+
+    inits = {i.name: i for i in model.graph.initializer}
+    folded = [n for n in model.graph.node
+              if n.op_type == "Identity" and len(n.input) == 1 and n.input[0] in inits]
+    for node in folded:
+        own = onnx.TensorProto()
+        own.CopyFrom(inits[node.input[0]])
+        own.name = node.output[0]
+        model.graph.initializer.append(own)
+        model.graph.node.remove(node)
+    return len(folded)
 
 
 def export_program(net, dest: Path, onnx_path: Path) -> Path:
