@@ -14,7 +14,11 @@ The plan on stdin::
     {"run_id": str, "profile": str, "variants": [str], "model": str, "tflite_model": str,
      "started_at": str, "repo": str, "models": [str] (optional: every model, in order),
      "repeats": int or null (optional: null, the profile's),
-     "hosts": [{"host": str, "kind": str, "failure": {"stage": str, "reason": str} or {}}]}
+     "hosts": [{"host": str, "kind": str, "failure": {"stage": str, "reason": str} or {},
+                "site": str or null, "node_type": str or null (optional: the inventory's)}]}
+
+A host's ``site`` and ``node_type`` (chi-up's inventory hostvars; what servebench.cost prices it
+by) go into its entry of run.json, null where the inventory has none (localhost) or not a string.
 """
 
 from __future__ import annotations
@@ -102,6 +106,17 @@ def host_status(host: dict, has_results: bool, problems: list[str]) -> dict:
             "stage": failure.get("stage"), "reason": reason}
 
 
+def priced_by(host: dict) -> dict:
+    """What run.json adds to a host's status: its site and node_type."""
+    return {"site": _hostvar(host.get("site")), "node_type": _hostvar(host.get("node_type"))}
+
+
+def _hostvar(value: Any) -> str | None:
+    """An inventory string as run.json keeps it; anything else (unset, a number, a list) is
+    null: a host is then priced as one without a node type, never by a guess."""
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
 def _refused(run_dir: Path, name: str) -> str | None:
     """Why a host's folder must be neither read nor written, or None: every write stays inside
     the run folder, never through a link or up out of it."""
@@ -152,7 +167,7 @@ def collect(run_dir: Path, plan: dict) -> dict:
     for host in plan["hosts"]:
         refused = _refused(run_dir, host["host"])
         if refused:
-            statuses.append(host_status(host, False, [refused]))
+            statuses.append({**host_status(host, False, [refused]), **priced_by(host)})
             continue
         host_dir = run_dir / host["host"]
         suites, problems = read_suites(host_dir)
@@ -161,7 +176,7 @@ def collect(run_dir: Path, plan: dict) -> dict:
         collected_any = collected_any or bool(suites)
         status = host_status(host, bool(suites), problems)
         _write(host_dir / HOST_STATUS_FILE, "host_status", status)
-        statuses.append(status)
+        statuses.append({**status, **priced_by(host)})
     earlier, _ = _read_json(run_dir / RUN_FILE)
     started = earlier.get("started_at") if isinstance(earlier, dict) else None
     run = {

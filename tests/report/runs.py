@@ -77,8 +77,10 @@ def record(variant: str, *, host: str = "localhost", host_kind: str = "local",
            random_weights: bool = True, route: str | None = None,
            providers: tuple[str, ...] = ("CPUExecutionProvider",), seed: int = 0,
            spread: float = 0.04, n: int = 300, profile: str = "quick",
-           model: str = "random-init", scales=(1.0,), pin: bool = True) -> dict:
-    """One record; ``scales`` gives one repeat per entry, each around ``p50_ms * scale``."""
+           model: str = "random-init", scales=(1.0,), pin: bool = True,
+           energy: dict | None = None, knee_rps: float | None = None) -> dict:
+    """One record; ``scales`` gives one repeat per entry, each around ``p50_ms * scale``;
+    ``energy`` the meter's figure (``energy_figure``), ``knee_rps`` a load group's knee."""
     # Every field of the engine's record type (servebench_engine.record), then this one's values.
     rec = base_record(variant, run={
         "host": host, "host_kind": host_kind, "profile": profile, "batch_size": BATCH,
@@ -116,7 +118,27 @@ def record(variant: str, *, host: str = "localhost", host_kind: str = "local",
         rec["samples"]["batch_ns"] = batch
         rec["samples"]["repeat_counts"]["batch"] = bcounts
         rec["repeats"]["batch_throughput"] = [batch_img_s] * len(scales)
+    if energy is not None:
+        rec["energy"] = energy
+    if knee_rps is not None:
+        rec["load"] = {"knee": {"knee_rps": knee_rps, "bound_ms": 50.0}}
     return rec
+
+
+def energy_figure(joules_per_inference: float | None, source: str | None = "rapl", *,
+                  valid: bool = True, reason: str | None = None, inferences: int = 300) -> dict:
+    """The energy meter's figure (servebench_engine.energy Window.figure) for a window of
+    ``inferences`` at ``joules_per_inference``; not valid: the figures null, ``reason`` why."""
+    window_s = 3.0
+    joules = joules_per_inference * inferences if valid and joules_per_inference is not None \
+        else None
+    return {"source": source, "valid": valid, "reason": None if valid else reason,
+            "inferences": inferences, "window_s": window_s, "min_window_s": 0.01,
+            "update_period_s": 0.001, "joules": joules,
+            "joules_per_inference": joules_per_inference if valid else None,
+            "mean_watts": joules / window_s if joules is not None else None,
+            "idle_watts": None, "joules_per_inference_above_idle": None, "sources": [],
+            "unavailable": {} if source else {"rapl": "no /sys/class/powercap"}}
 
 
 def write_json(path: Path, doc) -> None:
@@ -150,7 +172,8 @@ def engine_suite(recs: list[dict], *, host: str, kind: str, profile: str) -> dic
 
 def write_run(root: Path, run_id: str, hosts: dict[str, dict], *, profile: str = "quick",
               run_json: bool = True) -> Path:
-    """hosts: name -> {"kind", "status" ("ok"|"failed"), "reason", "records": [record...]}.
+    """hosts: name -> {"kind", "status" ("ok"|"failed"), "reason", "records": [record...],
+    "site", "node_type" (optional, the inventory's)}.
     The records and each host's engine summary are written as the engine does; the run-level
     files by servebench.collect itself, as the collect play does."""
     run = root / run_id
@@ -167,7 +190,8 @@ def write_run(root: Path, run_id: str, hosts: dict[str, dict], *, profile: str =
         failure = ({"stage": "benchmark", "reason": h.get("reason") or "failed"}
                    if h.get("status") == "failed" else {})
         (run / name).mkdir(parents=True, exist_ok=True)
-        plan_hosts.append({"host": name, "kind": h["kind"], "failure": failure})
+        plan_hosts.append({"host": name, "kind": h["kind"], "failure": failure,
+                           **{k: h[k] for k in ("site", "node_type") if k in h}})
     collect(run, {"run_id": run_id, "profile": profile, "variants": [], "model": "",
                   "tflite_model": "", "started_at": "2026-11-23T19:15:00Z", "repo": str(root),
                   "hosts": plan_hosts})
@@ -228,3 +252,39 @@ def cluster_run(root: Path, run_id: str = "20261124T101500Z-tacc-edge-full") -> 
                      "reason": "nvidia-smi found no GPU: the lease's node has no A100"},
         "pi5": {"kind": "edge", "records": edge},
     }, profile="full")
+
+
+# The three options the study prices, and localhost: (kind, site, node_type, records).
+def options_run(root: Path, run_id: str = "20261204T101500Z-chi-full") -> Path:
+    """A server CPU, a server GPU (its CPU variant recorded as cpu_server), a Pi 5 and
+    localhost; energy and cost figures present, missing and not valid, a few of each."""
+    def rec(variant, host, kind, p50, batch, energy, **kw):
+        return record(variant, host=host, host_kind=kind, p50_ms=p50, batch_img_s=batch,
+                      energy=energy, n=700, **kw)
+
+    hosts = {
+        "node-cpu": {"kind": "cpu_server", "site": "tacc", "node_type": "compute_liqid",
+                     "records": [
+                         rec("onnx-cpu", "node-cpu", "cpu_server", 3.2, 1450.0,
+                             energy_figure(0.05, "rapl"), seed=1),
+                         rec("openvino", "node-cpu", "cpu_server", 1.7, 2600.0,
+                             energy_figure(None, "rapl", valid=False, reason=(
+                                 "window 0.2 s is shorter than 10 sensor periods (0.5 s): "
+                                 "run the loop at least that long")), seed=2)]},
+        "node-gpu": {"kind": "gpu_server", "site": "CHI@UC", "node_type": "compute_gigaio",
+                     "records": [
+                         rec("onnx-cuda", "node-gpu", "gpu_server", 1.1, 9000.0,
+                             energy_figure(0.02, "rapl+nvml"), seed=3),
+                         rec("onnx-tensorrt", "node-gpu", "gpu_server", 0.8, 15000.0, None,
+                             seed=4),
+                         rec("onnx-int8-dynamic", "node-gpu", "cpu_server", 5.5, 700.0,
+                             energy_figure(0.09, "rapl"), seed=5)]},
+        "pi5": {"kind": "edge", "site": "edge", "node_type": "raspberrypi5", "records": [
+            rec("tflite", "pi5", "edge", 13.2, None, energy_figure(0.3, "pi5-pmic"), seed=6)]},
+        "localhost": {"kind": "local", "records": [
+            rec("onnx-cpu", "localhost", "local", 3.4, 640.0,
+                energy_figure(None, None, valid=False,
+                              reason="no energy source on this node (rapl: no powercap)"),
+                seed=7)]},
+    }
+    return write_run(root, run_id, hosts, profile="full")

@@ -22,7 +22,7 @@ def test_the_variant_tables_are_the_column_table(tmp_path, report):
     run = local_run(tmp_path / "results")
     assert report(run).exit_code == 0
     heads = [c.header for c in shown(REPORT)]
-    assert len(heads) == 20
+    assert len(heads) == 23
     header, *rows = _variants_table((run / "report.md").read_text())
     assert header == "| " + " | ".join(heads) + " |"
     assert rows and all(row.count(" | ") == len(heads) - 1 for row in rows)

@@ -43,6 +43,8 @@ def test_an_unknown_host_kind_fails_that_host_and_run_json_is_written(tmp_path):
     assert (n1["status"], n1["kind"]) == ("failed", "unknown"), n1
     assert "host_kind 'banana' is not one of local, cpu_server" in n1["reason"]
     assert n2["status"] == "ok"
+    # run.json's entry is the host's status plus what prices it (none here).
+    assert (n1.pop("site"), n1.pop("node_type")) == (None, None)
     assert json.loads((run / "n1" / "host_status.json").read_text()) == n1
 
 

@@ -13,7 +13,7 @@ from .conftest import snapshot
 from .runs import HOSTILE, cluster_run, local_run, record, write_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-PLOTS = ("latency.png", "throughput.png", "size_vs_latency.png")
+PLOTS = ("latency.png", "throughput.png", "size_vs_latency.png", "tradeoff.png")
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_markdown_tables_have_one_row_per_variant(local):
     variants = md.split("## Variants")[1].split("## Skipped")[0]
     rows = [line for line in variants.splitlines() if line.startswith("| localhost |")]
     assert len(rows) == 11                            # 9 ok + 2 skipped
-    assert {line.count(" | ") for line in rows} == {19}   # 20 columns, none broken
+    assert {line.count(" | ") for line in rows} == {22}   # 23 columns, none broken
     # Every number comes from the records: the pinned p50 and throughput of one variant.
     (aggr,) = [r for r in rows if "| onnx-int8-static-aggressive |" in r]
     assert "| 1.90 |" in aggr and "| 1,120 |" in aggr and "| 2.42 MB |" in aggr

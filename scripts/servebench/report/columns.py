@@ -8,8 +8,12 @@ and where it is shown:
 - ``COMPARE``: A and B side by side in each --compare row (and its printed lines);
 - ``LATENCY_PLOT``: a bar per variant in plots/latency.png (the latency percentiles).
 
-plots/throughput.png draws the ``batch`` column and plots/size_vs_latency.png ``size`` against
-``p50``, read through ``figure`` below.
+plots/throughput.png draws the ``batch`` column, plots/size_vs_latency.png ``size`` against
+``p50``, read through ``figure`` below, and plots/tradeoff.png ``p99`` against ``energy`` and
+``cost_single`` (through ``value``: a cost needs the host).
+
+A column with ``only_with`` is shown only in a run where some record has that figure (the cost
+at the load mode's knee appears once records carry a ``load`` group).
 """
 
 from __future__ import annotations
@@ -18,21 +22,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import formatting as fmt
-from .load import Host, Record
+from .cost_energy import BASES, Figure, cost_per_1000, energy_per_inference
+from .load import Host, Record, read_at as field
 from .targets import BYTES_PER_MB
 
 REPORT, COMPARE, LATENCY_PLOT = "report", "compare", "latency plot"
-
-
-def field(*path: str) -> Callable[[dict], Any]:
-    """The value at ``path`` in a record (``field("latency_ms", "p50")``), None when absent."""
-    def read(data: dict) -> Any:
-        value: Any = data
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        return value
-
-    return read
 
 
 @dataclass(frozen=True)
@@ -46,11 +40,19 @@ class Column:
     unit: str = ""                 # after the figure where it stands alone (--compare)
     numeric: bool = True           # right-aligned in report.html
     where: frozenset[str] = frozenset({REPORT})
+    # The figure of a (host, record) where it needs the host (a cost): then ``figure`` is unused.
+    of_host: Callable[[Host, Record], Any] | None = None
+    # Shown only when a record's data gives this a value (None: always shown).
+    only_with: Callable[[dict], Any] | None = None
+
+    def value(self, host: Host, record: Record) -> Any:
+        """The figure of ``record`` on ``host`` (None when absent)."""
+        return self.of_host(host, record) if self.of_host else self.figure(record.data)
 
     def cell(self, host: Host, record: Record) -> str:
         if self.text is not None:
             return self.text(host, record)
-        return fmt.sig(self.figure(record.data))
+        return fmt.sig(self.value(host, record))
 
     def brief(self, record: Record | None) -> str:
         """The figure alone, as --compare shows it (n/a for a record that is not ok)."""
@@ -120,6 +122,30 @@ def _text(read: Callable[[Host, Record], Any]) -> Callable[[Host, Record], str]:
     return lambda host, rec: str(read(host, rec))
 
 
+def _shown(fig: Figure, tail: str) -> str:
+    """A figure with what qualifies it, or n/a with the short reason."""
+    if fig.value is None:
+        return f"{fmt.NA} ({fig.short})" if fig.reason else fmt.NA
+    return f"{fmt.sig(fig.value)}{tail}"
+
+
+def _cost(basis: str) -> Column:
+    def read(host: Host, rec: Record) -> float | None:
+        return cost_per_1000(host, rec, basis).value
+
+    def text(host: Host, rec: Record) -> str:
+        fig = cost_per_1000(host, rec, basis)
+        return _shown(fig, "" if fig.upper is None else f" (up to {fmt.sig(fig.upper)})")
+
+    return Column(f"cost_{basis}", f"SU per 1000 ({BASES[basis].name})", text=text, unit="SU",
+                  of_host=read, only_with=BASES["knee"].rate if basis == "knee" else None)
+
+
+def _energy(host: Host, rec: Record) -> str:
+    fig = energy_per_inference(rec.data)
+    return _shown(fig, f" ({fig.label})" if fig.label else "")
+
+
 COLUMNS: tuple[Column, ...] = (
     Column("host", "host", text=lambda h, r: h.name, numeric=False),
     Column("variant", "variant", text=lambda h, r: r.variant, numeric=False),
@@ -139,6 +165,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("fps_p50", "FPS (1000/p50)", field("single_fps_from_p50"), unit="FPS"),
     Column("fps_trials", "FPS (trials/time)", field("single_fps_trials"), unit="FPS"),
     Column("batch", "batch img/s", field("batch_throughput"), unit="img/s"),
+    Column("energy", "J per inference", lambda d: energy_per_inference(d).value, _energy, "J"),
+    *(_cost(basis) for basis in BASES),
     Column("cold", "cold start ms", field("cold_start_ms"), unit="ms"),
     Column("size", "size", _size_mb, lambda h, r: fmt.size(r.data.get("model_size_bytes")),
            "MB"),
@@ -151,9 +179,14 @@ COLUMNS: tuple[Column, ...] = (
 BY_KEY = {c.key: c for c in COLUMNS}
 
 
-def shown(where: str) -> tuple[Column, ...]:
-    """The columns shown in ``where`` (REPORT, COMPARE, LATENCY_PLOT), in table order."""
-    return tuple(c for c in COLUMNS if where in c.where)
+def shown(where: str, records: list[Record] | None = None) -> tuple[Column, ...]:
+    """The columns shown in ``where`` (REPORT, COMPARE, LATENCY_PLOT), in table order; an
+    ``only_with`` column only when one of ``records`` has its figure."""
+    def present(c: Column) -> bool:
+        return c.only_with is None or any(c.only_with(r.data) is not None
+                                          for r in records or [])
+
+    return tuple(c for c in COLUMNS if where in c.where and present(c))
 
 
 def figure(key: str, record: Record) -> Any:
@@ -161,6 +194,8 @@ def figure(key: str, record: Record) -> Any:
     return BY_KEY[key].figure(record.data)
 
 
-def variant_row(host: Host, record: Record) -> list[dict]:
-    """The report's cells of one record: its text and whether it is a number."""
-    return [{"text": c.cell(host, record), "numeric": c.numeric} for c in shown(REPORT)]
+def variant_row(host: Host, record: Record, records: list[Record]) -> list[dict]:
+    """The report's cells of one record (among the run's ``records``): its text and whether it
+    is a number."""
+    return [{"text": c.cell(host, record), "numeric": c.numeric}
+            for c in shown(REPORT, records)]

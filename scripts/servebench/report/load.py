@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import UsageError
 from ..schema import loads, problem as schema_problem, version_problem
@@ -27,6 +27,17 @@ _NOT_HOSTS = {"runner", "plots", "compare"}
 FIGURES = ("latency_ms", "batch_latency_ms", "model_size_bytes", "batch_throughput",
            "single_fps_from_p50", "single_fps_trials", "cold_start_ms", "accuracy", "repeats",
            "samples")
+
+
+def read_at(*path: str) -> Callable[[dict], Any]:
+    """The value at ``path`` in a record (``read_at("latency_ms", "p50")``), None when absent."""
+    def read(data: dict) -> Any:
+        value: Any = data
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value
+
+    return read
 
 
 @dataclass
@@ -63,6 +74,10 @@ class Host:
     records: list[Record]
     notes: list[str]               # problems reading this host's files, shown in the report
     suite: dict[str, Any] | None
+    # The inventory's site and node_type (run.json's host entry): what servebench.cost prices
+    # the host by; None for localhost and runs collected before they were recorded.
+    site: str | None = None
+    node_type: str | None = None
 
     @property
     def environment(self) -> dict[str, Any]:
@@ -242,13 +257,18 @@ def load_run(run_dir: Path) -> Run:
                          hint="pass results/<run-id> or results/latest")
     hosts = [read_host(p, recollect) for p in host_dirs]
     present = {h.name for h in hosts} | {p.name for p in host_dirs}
+    entries = {entry["host"]: entry for entry in meta.get("hosts", [])}
+    for host in hosts:
+        entry = entries.get(host.name, {})
+        host.site, host.node_type = entry.get("site"), entry.get("node_type")
     for entry in meta.get("hosts", []):
         if entry["host"] not in present:
             failed = entry["status"] == "failed" and entry["reason"]
             hosts.append(Host(name=entry["host"], kind=entry["kind"], status="failed",
                               reason=entry["reason"] if failed else
                               "run.json lists this host but no results were collected",
-                              records=[], notes=[], suite=None))
+                              records=[], notes=[], suite=None, site=entry.get("site"),
+                              node_type=entry.get("node_type")))
     if not hosts:
         raise UsageError(f"{run_dir} holds no host results (no <host>/*.json)",
                          hint="is it a run folder? pass results/<run-id> or results/latest")

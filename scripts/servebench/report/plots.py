@@ -1,4 +1,5 @@
-"""PNG plots of a run: latency percentiles, batch throughput, size against latency.
+"""PNG plots of a run: latency percentiles, batch throughput, size against latency, and p99
+against energy and cost (report.tradeoff's points).
 
 Only `ok` records of `ok` hosts are plotted (skipped and failed variants are listed in the report
 instead). Target thresholds are drawn as lines, each target in its own colour. We draw on
@@ -16,6 +17,7 @@ from matplotlib.figure import Figure
 from .load import Host, Record, Run
 from .columns import LATENCY_PLOT, figure, shown
 from .targets import Targets
+from .tradeoff import AXES, tradeoff
 from .verdict import applies
 
 DPI = 110
@@ -34,6 +36,10 @@ class Plot:
     name: str          # file name under plots/
     title: str
     caption: str
+    # What the chart could not draw, one line each (listed under it in the report).
+    missing: tuple[str, ...] = ()
+    # What it drew, read back from its axes: (axis title, label, x, y) per point.
+    drawn: tuple[tuple[str, str, float, float], ...] = ()
 
 
 def _plotted(run: Run) -> list[tuple[Host, list[Record]]]:
@@ -218,6 +224,53 @@ def size_latency_plot(run: Run, targets: Targets, path: Path) -> Plot | None:
                 "Lines: the size and p50 targets.")
 
 
+def tradeoff_plot(run: Run, targets: Targets, path: Path) -> Plot | None:
+    if not _plotted(run):
+        return None
+    data = tradeoff(run)
+    fig = Figure(figsize=(13, 6.5), layout="constrained")
+    axes = fig.subplots(1, len(AXES), sharey=True)
+    drawn = []
+    # One marker and colour per host kind on both axes.
+    kinds = list(dict.fromkeys(p.label.split(" / ", 1)[0] for axis in AXES
+                               for p in data.points[axis]))
+    for ax, (axis, title) in zip(axes, AXES.items()):
+        points = data.points[axis]
+        for k, kind in enumerate(kinds):
+            mine = [p for p in points if p.label.startswith(f"{kind} / ")]
+            if not mine:
+                continue
+            ax.scatter([p.x for p in mine], [p.y for p in mine], s=40, zorder=3, label=kind,
+                       marker=HOST_MARKERS[k % len(HOST_MARKERS)], color=f"C{k}")
+            offsets = ax.collections[-1].get_offsets()
+            drawn += [(title, p.label, float(x), float(y)) for p, (x, y) in zip(mine, offsets)]
+        ax.set_xlabel(title)
+        ax.grid(alpha=0.3)
+        if not points:
+            ax.text(0.5, 0.5, "no variant has this figure:\nsee the list under the chart",
+                    transform=ax.transAxes, ha="center", va="center", fontsize=10)
+            continue
+        _maybe_log(ax.set_xscale, [p.x for p in points])
+        _maybe_log(ax.set_yscale, [p.y for p in points])
+        ax.margins(x=0.25, y=0.1)  # room for the labels of the outermost points
+        if ax.get_xscale() == "linear":
+            ax.set_xlim(left=0)    # no joule or SU below zero
+        if ax.get_yscale() == "linear":
+            ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8, loc="best")
+        _place_labels(ax, sorted(((p.x, p.y, p.label) for p in points),
+                                 key=lambda p: (p[1], p[0])))
+    axes[0].set_ylabel("p99 single-sample latency (ms)")
+    fig.suptitle(f"p99 latency against energy and cost, run {run.run_id}")
+    _save(fig, path)
+    return Plot(path.name, "Latency, energy and cost",
+                "Each point is one variant on one host, labelled by host kind; lower left is "
+                "faster and cheaper. Energy: the engine's meter over the single-sample loop. "
+                f"Cost: {AXES['cost']}, in Chameleon service units (SU) from the rate table. "
+                "† p99 under LoadGen's minimum sample count.",
+                missing=tuple(m.text() for m in data.missing), drawn=tuple(drawn))
+
+
 def compare_plot(comparison, threshold: float | None, path: Path) -> bool:
     """B / A with its 95 % interval per compared row (report.compare); False if none."""
     rows = [r for r in comparison.rows if r.ratio is not None]
@@ -251,6 +304,7 @@ PLOTS = {
     "latency.png": latency_plot,
     "throughput.png": throughput_plot,
     "size_vs_latency.png": size_latency_plot,
+    "tradeoff.png": tradeoff_plot,
 }
 PLOT_NAMES = tuple(PLOTS)
 

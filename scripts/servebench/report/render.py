@@ -144,7 +144,8 @@ def _verdict_row(run: Run, host: Host, rec: Record, verdict: Verdict, targets: T
 
 def _variant_groups(run: Run) -> list[dict]:
     """The variant rows, one group per model (one unnamed group when the run has one model)."""
-    rows = [(r.model, variant_row(h, r)) for h, r in run.records() if r.data]
+    records = [r for _, r in run.records()]
+    rows = [(r.model, variant_row(h, r, records)) for h, r in run.records() if r.data]
     if len(run.models) <= 1:
         return [{"model": None, "rows": [row for _, row in rows]}]
     return [{"model": m, "rows": [row for model, row in rows if model == m]}
@@ -212,7 +213,7 @@ def build_context(run: Run, targets: Targets, verdict: Verdict, plots: list) -> 
                      "rule": target_rule(t)} for t in targets.targets],
         "summary": [summary_line(s, run) for s in verdict.summaries],
         "verdict_rows": [_verdict_row(run, h, r, verdict, targets) for h, r in ok_pairs],
-        "columns": [c.header for c in shown(REPORT)],
+        "columns": [c.header for c in shown(REPORT, [r for _, r in run.records()])],
         "variant_groups": _variant_groups(run),
         "problems": [{"host": h.name, "variant": run.label(r), "status": r.status,
                       "reason": r.reason or "no reason given"}
@@ -221,8 +222,8 @@ def build_context(run: Run, targets: Targets, verdict: Verdict, plots: list) -> 
                          for h in run.hosts if h.status == "failed"],
         "environments": [{"host": h.name, "rows": flatten(h.environment)}
                          for h in run.hosts if h.environment],
-        "plots": [{"src": f"{PLOTS_DIR}/{p.name}", "title": p.title, "caption": p.caption}
-                  for p in plots],
+        "plots": [{"src": f"{PLOTS_DIR}/{p.name}", "title": p.title, "caption": p.caption,
+                   "missing": p.missing} for p in plots],
     }
 
 
