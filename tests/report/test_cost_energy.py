@@ -250,3 +250,13 @@ def test_a_failed_host_is_listed_missing_not_drawn(tmp_path):
     assert [p.label for p in data.points[ENERGY]] == ["cpu_server / onnx-cpu †"]
     assert [m.text() for m in data.missing] == [
         "gpu_server gpu: not on either chart: host failed: no A100 on the node"]
+
+
+def test_a_broken_rate_table_is_one_line_and_no_report(tmp_path, report, rates):
+    run = options_run(tmp_path)
+    rates.write_text(RATES.replace("su_per_node_hour: 6", "su_per_node_hour: -6"))
+    result = report(run)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: {rates}: rates[1].su_per_node_hour: expected a positive number, got -6"]
+    assert not (run / "report.md").exists() and not (run / "plots").exists()
