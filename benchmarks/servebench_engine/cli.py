@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from . import data as data_mod
+from . import load_mode
 from .errors import EXIT_CODES, ExitCode, InputError, exit_status
 from .model import PROGRAM_SUFFIX, PreparedModel, export_program, prepare_model
 from .model import check_names, pair_tflite
@@ -102,6 +103,10 @@ def run(argv: list[str] | None) -> int:
         variants = resolve_selection(args.variants)
     except ValueError as e:
         raise InputError(str(e)) from None
+    try:
+        load_mode.selected(args.load_variants, ())
+    except ValueError as e:
+        raise InputError(f"--load-variants: {e} (or none)") from None
     out = _check_out(args.out)
     tflites = pair_tflite(names, [_check_file(t, "--tflite-model") for t in args.tflite_model])
     quantizer = _check_python(args.quantizer_python, "--quantizer-python", "Neural Compressor")

@@ -6,13 +6,15 @@ raw nanosecond samples are kept so any statistic can be recomputed from the reco
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import resource
 import sys
 import time
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ContextManager
 
 import numpy as np
 
@@ -60,11 +62,23 @@ class Loop:
     minimums_met: bool         # False: a cap stopped it first (slow variant): say so
 
 
-def timed_loop(call: Callable[[], object], spec: LoopSpec) -> Loop:
+def at_least(spec: LoopSpec, seconds: float | None) -> LoopSpec:
+    """``spec`` measuring for at least ``seconds`` (an energy meter's shortest valid window),
+    as far as its time cap allows: past the cap the window stays short and the meter's figure
+    says it is not valid."""
+    if seconds is None or seconds <= spec.min_s:
+        return spec
+    return dataclasses.replace(spec, min_s=min(seconds, spec.max_s))
+
+
+def timed_loop(call: Callable[[], object], spec: LoopSpec,
+               around: ContextManager | None = None) -> Loop:
     """Warm up (count AND time), then time ``call`` until both minimums are met or a cap hits.
 
     The warm-up is bounded by the loop's time cap too (after at least one call), so a variant
     that takes a second per call does not spend its warm-up count's worth of seconds there.
+    ``around`` (an energy window) is entered after the warm-up and left after the last timed
+    call: it covers exactly the timed iterations.
     """
     start = _clock()
     warm = 0
@@ -77,15 +91,16 @@ def timed_loop(call: Callable[[], object], spec: LoopSpec) -> Loop:
 
     samples: list[int] = []
     min_ns, max_ns = spec.min_s * 1e9, spec.max_s * 1e9
-    begin = _clock()
-    elapsed = 0
-    while len(samples) < spec.max_count and elapsed < max_ns:
-        t0 = _clock()
-        call()
-        samples.append(_clock() - t0)
-        elapsed = _clock() - begin
-        if len(samples) >= spec.min_count and elapsed >= min_ns:
-            break
+    with around if around is not None else contextlib.nullcontext():
+        begin = _clock()
+        elapsed = 0
+        while len(samples) < spec.max_count and elapsed < max_ns:
+            t0 = _clock()
+            call()
+            samples.append(_clock() - t0)
+            elapsed = _clock() - begin
+            if len(samples) >= spec.min_count and elapsed >= min_ns:
+                break
     met = len(samples) >= spec.min_count and elapsed >= min_ns
     return Loop(samples, elapsed / 1e9, met)
 

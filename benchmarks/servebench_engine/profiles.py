@@ -52,6 +52,16 @@ class Profile:
     synthetic_per_class: int
     # Fresh processes per (model, variant), run interleaved: ABC ABC ABC.
     repeats: int = 1
+    # Seconds the energy meter reads the idle node before each variant is loaded (at least the
+    # meter's own shortest valid window).
+    energy_idle_s: float = 0.0
+    # The variants whose load mode (servebench_engine.load) runs in their first repeat, unless
+    # --load-variants says otherwise: each one costs the load profile's time (quick ~40 s).
+    load_variants: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # A profile read back from a worker's JSON job has a list here.
+        object.__setattr__(self, "load_variants", tuple(self.load_variants))
 
 
 PROFILES: dict[str, Profile] = {
@@ -66,6 +76,9 @@ PROFILES: dict[str, Profile] = {
         images_per_class=16,
         synthetic_per_class=8,
         repeats=2,
+        energy_idle_s=1.0,
+        # One variant: its ~40 s keep `make bench PROFILE=quick` near 3 minutes.
+        load_variants=("onnx-cpu",),
     ),
     "full": Profile(
         name="full",
@@ -79,6 +92,9 @@ PROFILES: dict[str, Profile] = {
         images_per_class=100,
         synthetic_per_class=8,
         repeats=3,
+        energy_idle_s=5.0,
+        load_variants=("onnx-cpu", "onnx-int8-static-aggressive",
+                       "onnx-int8-static-conservative"),
     ),
     "smoke": Profile(
         name="smoke",

@@ -35,6 +35,9 @@ RULES = {
     "concatenated": "every repeat's, in repeat order",
     "per repeat": "made of every repeat's (repeats.summary)",
     "by key": "the first repeat's, some keys merged (below)",
+    "median figure": "the valid repeat whose `joules_per_inference` is the (lower) median of the "
+                     "valid repeats' (the first repeat's when none is valid), with `repeat` (its "
+                     "number) and `repeats_joules_per_inference` (each repeat's) added",
 }
 
 
@@ -57,6 +60,9 @@ TEXT_OR_NULL = {"$ref": "#/$defs/text_or_null"}
 NUMBER_OR_NULL = {"type": ["number", "null"]}
 COUNTS = {"type": "array", "items": {"type": "integer", "minimum": 0}}
 SAMPLES = {"type": "array", "items": {"type": "integer"}}
+# A meter's figure (energy.Window.figure) always says whether it is valid and, if not, why.
+ENERGY = {"type": ["object", "null"],
+          "required": ["source", "valid", "reason", "joules_per_inference"]}
 
 
 @dataclass
@@ -118,6 +124,29 @@ class Record:
     cold_start_ms: float | None = record_field(
         NUMBER_OR_NULL, "float or null",
         meaning="load (session creation) + first inference; every repeat's in `repeats`")
+    energy: dict | None = record_field(
+        ENERGY, "obj or null", rule="median figure",
+        meaning="energy over the single-sample timed loop (the very iterations of `latency_ms`, "
+                "lengthened to the meter's `min_window_s` where the profile's time cap allows): "
+                "the meter's figure (servebench_engine.energy): `source` (`rapl`, `nvml`, "
+                "`pi5-pmic`, `ipmi-dcmi`, joined by `+`; null: none), `valid`, `reason` (why "
+                "not valid or null: every source's), `joules_per_inference`, `mean_watts`, "
+                "`idle_watts`, `joules_per_inference_above_idle`, `window_s`, `min_window_s`, "
+                "`update_period_s`, `sources`, `unavailable`; and `idle`: the idle node read "
+                "before the variant was loaded (`watts`, `seconds`, `valid`, `reason`, "
+                "`domains`; the profile's `energy_idle_s`)")
+    batch_energy: dict | None = record_field(
+        ENERGY, "obj or null", rule="median figure",
+        meaning="the same over the batch loop (`batch_latency_ms`'s iterations), per image: "
+                "`inferences` counts images (batch calls x `batch_size`)")
+    load: dict | None = record_field(
+        {"type": ["object", "null"]}, "obj or null",
+        meaning="the load mode (servebench_engine.load.run_load's dict: `closed_loop`, "
+                "`layout`, `open_loop`, `knee`, `best_closed_loop_rps`, "
+                "`knee_share_of_ceiling`, `generator`, `settings`, `duration_s`), measured in "
+                "the first repeat of the variants --load-variants names; plus `load_profile` "
+                "and `bound_ms`; only `knee` (null) and `reason` when the variant could not be "
+                "served under load (loaded again, at batch 1); null: not asked")
     providers: dict = record_field(
         {"type": "object", "required": ["requested", "active"]}, "obj", required=True,
         default={"requested": [], "active": []},

@@ -90,6 +90,21 @@ def _info(f, parts: list[dict], record: dict) -> dict:
     return info
 
 
+def _median_figure(f, parts: list[dict], record: dict) -> dict | None:
+    """An energy figure: the valid repeat's at the (lower) median joules per inference, so the
+    figure stays one window's, whole (its watts, window and sources agree with each other)."""
+    figures = [p[f.name] for p in parts]
+    valid = sorted((fig["joules_per_inference"], i) for i, fig in enumerate(figures)
+                   if fig and fig["valid"] and fig["joules_per_inference"] is not None)
+    chosen = valid[(len(valid) - 1) // 2][1] if valid else 0
+    out = copy.deepcopy(figures[chosen])
+    if out is not None:
+        out["repeat"] = chosen + 1
+        out["repeats_joules_per_inference"] = [fig["joules_per_inference"] if fig else None
+                                               for fig in figures]
+    return out
+
+
 # One function per rule of record.RULES ("per repeat": summary, given ``planned`` in merge):
 # (field, the ok repeats, the record so far) -> the field's value.
 RULES = {
@@ -101,6 +116,7 @@ RULES = {
                                             / record["batch_latency_ms"]["mean"]),
     "concatenated": _samples,
     "by key": _info,
+    "median figure": _median_figure,
 }
 
 

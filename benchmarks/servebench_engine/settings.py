@@ -117,6 +117,18 @@ class Settings:
         None, "int", knob="benchmark_threads", metavar="N", minimum=1, maximum=usable_cpus,
         help="intra-op threads for every runtime (default: each runtime's own); at most the "
              "CPUs the engine may use on its host (its affinity and cgroup quota)")
+    load_variants: str | None = setting(
+        None, "str", knob="benchmark_load_variants", metavar="LIST",
+        help="comma-separated variant ids (or all, cpu, gpu) whose load mode runs in their first "
+             "repeat: a closed-loop concurrency sweep, a Poisson open loop and the knee (the "
+             "highest arrival rate whose p99 stays under --load-bound-ms), recorded as `load`; "
+             "only those also in --variants run it; none: no load mode (default: the profile's: "
+             "quick onnx-cpu, full onnx-cpu and the static INT8 ones, smoke none)")
+    load_bound_ms: float | None = setting(
+        None, "float", knob="benchmark_load_bound_ms", metavar="MS", minimum=0.1,
+        maximum=600_000,
+        help="the p99 bound (ms) the load mode's knee search judges each arrival rate by "
+             "(default: the load profile's: 20 ms on servers, 200 ms on an edge host)")
     allow_pickle: bool = setting(
         False, "bool", knob="model_allow_pickle",
         help="let a .pth model be a whole pickled module: loading one runs any code it holds, "

@@ -4,7 +4,11 @@ What a worker child runs (worker.py), for one (model, variant, repeat), or for t
 preparation of one variant ahead of any timing (suite.prepare_ahead): :func:`run_variant` and
 :func:`prepare_variant`. Per variant: prepare (make artifacts, untimed) -> load + first
 inference (cold start) -> accuracy on the evaluation split (first repeat only) -> single-sample
-latency -> batch throughput.
+latency -> batch throughput -> the load mode (first repeat, the variants --load-variants names).
+
+Energy: the node's meter (servebench_engine.energy) is detected once per child, reads the idle
+node before the variant is loaded, and a window covers each timed loop's timed iterations
+(not its warm-up); every figure is null with the reason where the node has no source.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from . import machine_state, measure, repeats, results
+from . import energy, load_mode, machine_state, measure, repeats, results
 from .context import Context
 from .profiles import Profile
 from .record import base_record, finish_error, finish_skipped, one_line
@@ -24,6 +28,8 @@ from .variants.base import VariantSkipped
 
 # The status of a prepare-ahead child that made the variant's artifacts.
 PREPARED = "prepared"
+# How a measuring child finds its energy meter (tests put a fake source here).
+detect_meter: Callable[[], energy.Meter] = energy.detect
 
 
 def model_size(path: Path | None) -> int | None:
@@ -48,6 +54,9 @@ def summary_line(record: dict) -> str:
         parts.append(f"acc={acc['value']:.3f}")
     if record["model_size_bytes"] is not None:
         parts.append(f"size={record['model_size_bytes'] / 1e6:.2f} MB")
+    knee = (record.get("load") or {}).get("knee")
+    if knee and knee["knee_rps"]:
+        parts.append(f"knee={knee['knee_rps']:.1f} req/s")
     if lat["noisy"]:
         parts.append("NOISY")
     return " ".join(parts)
@@ -55,7 +64,26 @@ def summary_line(record: dict) -> str:
 
 def measure_variant(variant_id: str, ctx: Context, record: dict,
                     say: Callable[[str], None], *, with_accuracy: bool = True) -> None:
-    """Fill ``record`` with the measurements of one variant (raises on any failure)."""
+    """Fill ``record`` with the measurements of one variant (raises on any failure).
+    ``with_accuracy``: this is the first repeat (accuracy and the load mode are measured)."""
+    meter = detect_meter()
+    try:
+        _measure(variant_id, ctx, record, say, with_accuracy, meter)
+    finally:
+        meter.close()
+
+
+def _timed(call: Callable[[], object], spec, meter: energy.Meter,
+           images_per_call: int) -> tuple[measure.Loop, dict]:
+    """A timed loop, at least the meter's shortest valid window where the spec's cap allows,
+    and the energy figure of exactly its timed iterations."""
+    window = meter.window()
+    loop = measure.timed_loop(call, measure.at_least(spec, meter.min_window_s), around=window)
+    return loop, window.figure(len(loop.samples_ns) * images_per_call)
+
+
+def _measure(variant_id: str, ctx: Context, record: dict, say: Callable[[str], None],
+             with_accuracy: bool, meter: energy.Meter) -> None:
     variant = load_class(variant_id)()
     profile: Profile = ctx.profile
     say("preparing...")
@@ -65,6 +93,9 @@ def measure_variant(variant_id: str, ctx: Context, record: dict,
     # Preparation (a quantiser's calibration) is not serving: its peak is kept apart.
     rss = {"prepare": measure.peak_rss_mb()}
     reset = measure.reset_peak_rss()
+    if meter.sources:
+        say(f"energy: {meter.label}, reading the idle node...")
+    idle = meter.idle(profile.energy_idle_s)
 
     say("loading (cold start)...")
     served, load_ms, first_ms = measure.cold_start(variant, ctx)
@@ -96,16 +127,20 @@ def measure_variant(variant_id: str, ctx: Context, record: dict,
     say("measuring latency...")
     x1 = ctx.sample(1)
     infer = served.infer
-    single = measure.timed_loop(lambda: infer(x1), profile.single)
+    single, single_energy = _timed(lambda: infer(x1), profile.single, meter, 1)
     record["latency_ms"] = summarize_ns(single.samples_ns, single.duration_s)
     record.update(repeats.fps_fields(record["latency_ms"]))
+    record["energy"] = {**single_energy, "idle": idle}
 
     say(f"measuring batch {profile.batch_size}...")
     call, batch_mode = measure.batch_call(served, ctx, profile.batch_size)
-    batch = measure.timed_loop(call, profile.batch)
+    batch, record["batch_energy"] = _timed(call, profile.batch, meter, profile.batch_size)
     record["batch_latency_ms"] = summarize_ns(batch.samples_ns, batch.duration_s)
     record["batch_throughput"] = profile.batch_size * 1000.0 / record["batch_latency_ms"]["mean"]
     rss["steady"] = measure.peak_rss_mb()
+    if with_accuracy and load_mode.wanted(variant_id, ctx):
+        say("load mode (closed-loop sweep, Poisson open loop, knee)...")
+        record["load"] = load_mode.measure_load(variant, ctx, say)
 
     record["samples"] = {"latency_ns": single.samples_ns, "batch_ns": batch.samples_ns}
     record["info"] = {
