@@ -10,10 +10,10 @@ import time
 import numpy as np
 import pytest
 
-from servebench_engine import energy, variant_run, variants
+from servebench_engine import energy, repeats, variant_run, variants
 from servebench_engine.context import Context, Split
 from servebench_engine.profiles import PROFILES
-from servebench_engine.record import base_record
+from servebench_engine.record import FIELDS, base_record
 from servebench_engine.variants.base import Served, Variant
 
 RUN = {"host": "h", "host_kind": "local", "profile": "smoke", "model": {"name": "m"},
@@ -106,3 +106,20 @@ def test_without_a_source_every_figure_is_null_with_the_reason(tmp_path, monkeyp
             assert fig["reason"] == meter.reason() and "no energy source" in fig["reason"]
     for fig in (record["energy"], record["batch_energy"]):
         assert (fig["joules_per_inference"] is None) is not meter.sources
+
+
+def test_across_repeats_a_figure_is_the_valid_repeats_median_one_whole():
+    field = next(f for f in FIELDS if f.name == "energy")
+    merge = repeats.RULES[field.metadata["rule"]]
+
+    def fig(jpi, valid=True):
+        return {"valid": valid, "joules_per_inference": jpi if valid else None, "window_s": jpi}
+
+    parts = [{"energy": fig(3.0)}, {"energy": fig(None, False)}, {"energy": fig(1.0)},
+             {"energy": fig(2.0)}]
+    out = merge(field, parts, {})
+    assert (out["joules_per_inference"], out["window_s"], out["repeat"]) == (2.0, 2.0, 4)
+    assert out["repeats_joules_per_inference"] == [3.0, None, 1.0, 2.0]
+    assert merge(field, parts[:1] + parts[2:3], {})["repeat"] == 2  # the lower of two (1.0)
+    nothing = merge(field, [{"energy": fig(None, False)}, {"energy": fig(None, False)}], {})
+    assert nothing["repeat"] == 1 and not nothing["valid"]
