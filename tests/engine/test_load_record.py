@@ -4,10 +4,17 @@ the others record none; the record validates against the results schema."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import numpy as np
+
 from servebench import schema
-from servebench_engine import load_mode, profiles
+from servebench_engine import load_mode, profiles, variant_run, variants
+from servebench_engine.record import base_record
+from servebench_engine.variants.base import Served, Variant
+
+from .test_energy_record import RUN, context
 
 
 def test_a_smoke_bench_run_records_the_load_mode_of_the_variants_asked(bench_run, shared_int8,
@@ -47,3 +54,29 @@ def test_an_unknown_load_variant_is_refused_before_anything_runs(bench_run, tmp_
                   "--profile", "smoke", "--out", tmp_path / "out")
     assert r.code == 2 and "--load-variants: unknown variant id(s) onnx-gpu9" in r.err
     assert not (tmp_path / "out").exists()
+
+
+class LoadsOnce(Variant):
+    id = "loads-once"
+    description = "one session per process: a second load raises"
+
+    def load(self, ctx):
+        if LOADS[0]:
+            raise RuntimeError("this runtime holds one session per process")
+        LOADS[0] += 1
+        return Served(infer=lambda x: np.zeros((len(x), ctx.num_classes), np.float32),
+                      model_path=None)
+
+
+LOADS = [0]
+
+
+def test_a_variant_that_cannot_be_loaded_again_records_no_knee_and_why(tmp_path, monkeypatch):
+    monkeypatch.setitem(variants.REGISTRY, "loads-once", f"{__name__}:LoadsOnce")
+    ctx = dataclasses.replace(context(tmp_path), load_variants="loads-once")
+    record = base_record("loads-once", run=RUN)
+    variant_run.measure_variant("loads-once", ctx, record, lambda _m: None)
+    assert record["status"] == "ok" and record["latency_ms"]["count"] > 0
+    assert record["load"]["knee"] is None
+    assert record["load"]["reason"] == ("not served under load: this runtime holds one session "
+                                        "per process")
