@@ -78,9 +78,9 @@ def record(variant: str, *, host: str = "localhost", host_kind: str = "local",
            providers: tuple[str, ...] = ("CPUExecutionProvider",), seed: int = 0,
            spread: float = 0.04, n: int = 300, profile: str = "quick",
            model: str = "random-init", scales=(1.0,), pin: bool = True,
-           energy: dict | None = None, knee_rps: float | None = None) -> dict:
+           energy: dict | None = None, load: dict | None = None) -> dict:
     """One record; ``scales`` gives one repeat per entry, each around ``p50_ms * scale``;
-    ``energy`` the meter's figure (``energy_figure``), ``knee_rps`` a load group's knee."""
+    ``energy`` the meter's figure (``energy_figure``), ``load`` the load mode's (``load_group``)."""
     # Every field of the engine's record type (servebench_engine.record), then this one's values.
     rec = base_record(variant, run={
         "host": host, "host_kind": host_kind, "profile": profile, "batch_size": BATCH,
@@ -120,8 +120,7 @@ def record(variant: str, *, host: str = "localhost", host_kind: str = "local",
         rec["repeats"]["batch_throughput"] = [batch_img_s] * len(scales)
     if energy is not None:
         rec["energy"] = energy
-    if knee_rps is not None:
-        rec["load"] = {"knee": {"knee_rps": knee_rps, "bound_ms": 50.0}}
+    rec["load"] = load
     return rec
 
 
@@ -139,6 +138,92 @@ def energy_figure(joules_per_inference: float | None, source: str | None = "rapl
             "mean_watts": joules / window_s if joules is not None else None,
             "idle_watts": None, "joules_per_inference_above_idle": None, "sources": [],
             "unavailable": {} if source else {"rapl": "no /sys/class/powercap"}}
+
+
+def md1_latencies_ns(rate: float, service_ms: float, n: int, seed: int) -> list[int]:
+    """Latencies of ``n`` Poisson arrivals at ``rate`` served one at a time in ``service_ms``
+    each (an M/D/1 queue, Lindley's recursion), from each request's scheduled arrival."""
+    gaps = np.random.default_rng(seed).exponential(1000.0 / rate, n)
+    wait, out = 0.0, []
+    for gap in gaps:
+        out.append(int((wait + service_ms) * 1e6))
+        wait = max(0.0, wait + service_ms - gap)
+    return out
+
+
+def _windows(count: int, rate: float) -> list[dict]:
+    """Three equal windows of ``count`` requests at ``rate`` (load.stability.Window.as_dict)."""
+    span = count / rate / 3
+    return [{"start_s": 0.5 + k * span, "length_s": span, "arrivals": count // 3,
+             "completions": count // 3, "throughput_rps": rate, "p50_ms": None, "p99_ms": None,
+             "unfinished": 0} for k in range(3)]
+
+
+def load_point(rate: float, service_ms: float, *, count: int = 700, stable: bool = True,
+               seed: int = 0) -> dict:
+    """One open-loop point in the engine's shape (load.openloop.summarize_point + windows)."""
+    # One seed at every rate (common random numbers): p99 grows with the rate, as in a queue.
+    lat = md1_latencies_ns(rate, service_ms, count, seed)
+    windows = _windows(count, rate)
+    short = {"mean": service_ms, "p50": service_ms, "p99": service_ms, "max": service_ms}
+    return {"offered_rps": round(rate, 3), "arrivals": count,
+            "achieved_rps": round(rate if stable else rate * 0.8, 3),
+            "latency_ms": summarize_ns(lat), "unfinished": 0 if stable else count // 5,
+            "wait_ms": short, "service_ms": short, "dispatch_lag_ms": short,
+            "windows": windows, "window_s": windows[0]["length_s"], "workers": 1, "stable": stable,
+            "reasons": [] if stable else ["completions differ from arrivals by more than 10% "
+                                          "in 3 of the last 3 windows (not keeping up)"]}
+
+
+def load_group(service_ms: float = 2.0, bound_ms: float = 20.0, *, count: int = 700,
+               stable_below: float = 0.9, profile: str = "full",
+               unstable_rates: tuple[float, ...] = ()) -> dict:
+    """The record's ``load`` field as the engine writes it (load_mode.measure_load: run_load's
+    dict, ``load_profile`` and ``bound_ms``) for one worker of fixed service time: each point an
+    M/D/1 queue, stable below ``stable_below`` of the ceiling (and not at ``unstable_rates``),
+    ``count`` requests each; the knee found by the engine's own search (load.knee)."""
+    from servebench_engine.load.knee import search
+    from servebench_engine.load.run import knee_summary
+    from servebench_engine.load.settings import LoadSettings
+
+    ceiling = 1000.0 / service_ms
+    settings = LoadSettings(p99_bound_ms=bound_ms, min_queries_p99=min(count, 662))
+
+    def measure(rate: float) -> dict:
+        stable = rate < stable_below * ceiling and round(rate, 3) not in unstable_rates
+        return load_point(rate, service_ms, count=count, stable=stable)
+
+    curve = [measure(f * ceiling) for f in settings.rate_fractions]
+    knee = search(measure, ceiling, settings)
+    curve = sorted(curve + [p["point"] for p in knee["probes"]], key=lambda p: p["offered_rps"])
+    closed = [{"concurrency": k, "sessions_used": 1, "throughput_rps": ceiling,
+               "latency_ms": summarize_ns([int(service_ms * k * 1e6)] * 100),
+               "windows": _windows(300, ceiling), "stable": True, "reasons": [],
+               "layout": {"sessions": 1, "intra_op_threads": 2}} for k in (1, 2)]
+    gen_rate = max(p["offered_rps"] for p in curve)
+    max_issue = 250_000.0
+    return {
+        "load_profile": profile, "bound_ms": bound_ms, "cpus": 2,
+        "settings": settings.as_dict(),
+        "closed_loop": {"points": closed, "best": {
+            "concurrency": 1, "layout": closed[0]["layout"], "throughput_rps": ceiling,
+            "stable": True}},
+        "layout": {"sessions": 1, "intra_op_threads": 2, "workers": 1, "ceiling_rps": ceiling,
+                   "ceiling_stable": True, "why": "the highest closed-loop throughput of every "
+                   "layout and concurrency (stable points first)"},
+        "open_loop": {"workers": 1, "points": curve},
+        "knee": knee_summary(knee),
+        "best_closed_loop_rps": ceiling,
+        "knee_share_of_ceiling": round(knee["knee_rps"] / ceiling, 4) if knee["knee_rps"]
+        else None,
+        "generator": {"rate_rps": gen_rate,
+                      "overhead_ms": {"mean": 0.09, "p50": 0.07, "p99": 0.41, "max": 1.2},
+                      "dispatch_lag_ms": {"mean": 0.05, "p50": 0.04, "p99": 0.3, "max": 1.1},
+                      "stable": True, "max_issue_rps": max_issue, "saturation_requests": 20000,
+                      **({"knee_share_of_max_issue": round(knee["knee_rps"] / max_issue, 4)}
+                         if knee["knee_rps"] else {})},
+        "duration_s": 95.0,
+    }
 
 
 def write_json(path: Path, doc) -> None:

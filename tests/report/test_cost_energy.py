@@ -19,7 +19,7 @@ from servebench.report.plots import tradeoff_plot
 from servebench.report.targets import load_targets
 from servebench.report.tradeoff import COST, ENERGY, tradeoff
 
-from .runs import energy_figure, options_run, record, write_run
+from .runs import energy_figure, load_group, options_run, record, write_run
 
 REPO = Path(__file__).resolve().parents[2]
 # A rate table of the test's own: the figures below do not move when rates.yml is edited.
@@ -149,7 +149,8 @@ def test_cost_and_energy_columns_of_the_three_options(tmp_path, report):
 
 
 def test_the_knee_column_appears_when_a_record_carries_a_knee(tmp_path, report):
-    recs = [record("onnx-cpu", host="n1", host_kind="cpu_server", knee_rps=200.0),
+    load = load_group()
+    recs = [record("onnx-cpu", host="n1", host_kind="cpu_server", load=load),
             record("openvino", host="n1", host_kind="cpu_server", seed=3)]
     run = write_run(tmp_path, "knee", {"n1": {"kind": "cpu_server", "site": "uc",
                                               "node_type": "compute_gigaio", "records": recs}})
@@ -157,7 +158,7 @@ def test_the_knee_column_appears_when_a_record_carries_a_knee(tmp_path, report):
     heads, rows = _rows((run / "report.md").read_text())
     assert heads.index("SU per 1000 (knee)") == heads.index("SU per 1000 (1000/p50)") + 1
     assert rows[("n1", "onnx-cpu")]["SU per 1000 (knee)"] == columns.fmt.sig(
-        _su(200.0, "compute_gigaio"))
+        _su(load["knee"]["knee_rps"], "compute_gigaio"))
     assert rows[("n1", "openvino")]["SU per 1000 (knee)"] == \
         "n/a (no load-mode knee in the record)"
 

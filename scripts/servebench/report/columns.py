@@ -13,7 +13,9 @@ plots/throughput.png draws the ``batch`` column, plots/size_vs_latency.png ``siz
 ``cost_single`` (through ``value``: a cost needs the host).
 
 A column with ``only_with`` is shown only in a run where some record has that figure (the cost
-at the load mode's knee appears once records carry a ``load`` group).
+at the load mode's knee, and the load mode's own columns, appear once records carry a ``load``
+group; there a record without one reads n/a with the reason). A ``ratio`` column shows B / A in
+--compare beside A and B (the knee and the ceiling: one search each, no interval, never gated).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import formatting as fmt
+from . import serving
 from .cost_energy import BASES, Figure, cost_per_1000, energy_per_inference
 from .load import Host, Record, read_at as field
 from .targets import BYTES_PER_MB
@@ -44,6 +47,7 @@ class Column:
     of_host: Callable[[Host, Record], Any] | None = None
     # Shown only when a record's data gives this a value (None: always shown).
     only_with: Callable[[dict], Any] | None = None
+    ratio: bool = False            # --compare shows B / A of it
 
     def value(self, host: Host, record: Record) -> Any:
         """The figure of ``record`` on ``host`` (None when absent)."""
@@ -146,6 +150,28 @@ def _energy(host: Host, rec: Record) -> str:
     return _shown(fig, f" ({fig.label})" if fig.label else "")
 
 
+def _load_columns() -> tuple[Column, ...]:
+    """The load mode's figures (report.serving), shown once a record of the run has a load group."""
+    def of(read: Callable[[dict], str]) -> Callable[[Host, Record], str]:
+        return lambda host, rec: read(rec.data)
+
+    has_load = field("load")
+    both = frozenset({REPORT, COMPARE})
+    return (
+        Column("knee", "knee req/s", serving.knee_rps, of(serving.knee_text), "req/s",
+               where=both, only_with=has_load, ratio=True),
+        Column("ceiling", "ceiling req/s (closed loop)", serving.ceiling,
+               of(serving.ceiling_text), "req/s", where=both, only_with=has_load, ratio=True),
+        Column("knee_share", "knee / ceiling", serving.share, of(serving.share_text),
+               only_with=has_load),
+        Column("generator_overhead", "generator overhead p50 / p99 ms",
+               lambda d: (serving.generator(d).get("overhead_ms") or {}).get("p99"),
+               of(serving.overhead_text), "ms", only_with=has_load),
+        Column("generator_max", "generator max req/s", serving.max_issue,
+               of(serving.max_issue_text), "req/s", only_with=has_load),
+    )
+
+
 COLUMNS: tuple[Column, ...] = (
     Column("host", "host", text=lambda h, r: h.name, numeric=False),
     Column("variant", "variant", text=lambda h, r: r.variant, numeric=False),
@@ -167,6 +193,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("batch", "batch img/s", field("batch_throughput"), unit="img/s"),
     Column("energy", "J per inference", lambda d: energy_per_inference(d).value, _energy, "J"),
     *(_cost(basis) for basis in BASES),
+    *_load_columns(),
     Column("cold", "cold start ms", field("cold_start_ms"), unit="ms"),
     Column("size", "size", _size_mb, lambda h, r: fmt.size(r.data.get("model_size_bytes")),
            "MB"),
