@@ -22,7 +22,7 @@ from . import data as data_mod
 from . import load_mode
 from .errors import EXIT_CODES, ExitCode, InputError, exit_status
 from .model import PROGRAM_SUFFIX, PreparedModel, export_program, prepare_model
-from .model import check_names, pair_tflite
+from .model import check_names, common_data_config, pair_tflite
 from .profiles import PROFILES
 from .results import copy_atomic
 from .settings import DATA_ENV, Settings, add_arguments
@@ -135,16 +135,20 @@ def run(argv: list[str] | None) -> int:
                              + ", ".join(f"{m.name}: {m.num_classes}" for m in models)
                              + "); one run scores every model against the same labels")
         num_classes = models[0].num_classes
+        # The images are preprocessed as the models' own data config says (size, mean/std,
+        # interpolation), not a constant: a 256x256 bicubic model gets 256x256 bicubic images.
+        config = common_data_config(models)
         if data_root is None:
             data_root = data_mod.make_synthetic_tree(
                 staging / "synthetic-food11", num_classes, profile.synthetic_per_class)
             _say("data: no Food-11 tree given, generated a synthetic one "
                  "(accuracy on it means nothing)")
-            dataset = data_mod.load_dataset(data_root, profile.images_per_class, synthetic=True)
+            dataset = data_mod.load_dataset(data_root, profile.images_per_class, synthetic=True,
+                                            config=config)
         else:
             _say(f"data: loading {data_root} (up to {profile.images_per_class} images per class "
                  "per split)...")
-            dataset = data_mod.load_dataset(data_root, profile.images_per_class)
+            dataset = data_mod.load_dataset(data_root, profile.images_per_class, config=config)
         if len(dataset.classes) != num_classes:
             raise InputError(f"the data has {len(dataset.classes)} classes but the model outputs "
                              f"{num_classes}")
