@@ -8,8 +8,13 @@ import copy
 import time
 
 import numpy as np
+import pytest
 
+from servebench.errors import ConfigError
 from servebench.report import formatting as fmt
+from servebench.report.load import load_run
+from servebench.report.targets import load_targets
+from servebench.report.verdict import FAIL, INCONCLUSIVE, NA, PASS, judge
 from servebench_engine.load import for_profile, run_load
 
 from .runs import load_group, record, write_run
@@ -87,3 +92,96 @@ def test_a_run_without_load_figures_has_no_load_columns(tmp_path, report):
     assert report(run).exit_code == 0
     heads, _ = _rows((run / "report.md").read_text())
     assert not {"knee req/s", "generator max req/s"} & set(heads)
+
+
+# -- the verdict: knee_rps_at_least ---------------------------------------------------------
+
+def _targets(tmp_path, p99_ms, rps):
+    path = tmp_path / "targets.yml"
+    path.write_text(f"targets:\n  serving:\n    title: Serving\n    judged_on: [cpu_server]\n"
+                    f"    criteria:\n      p50_ms_below: 50\n"
+                    f"      knee_rps_at_least: {{p99_ms: {p99_ms}, rps: {rps}}}\n")
+    return path
+
+
+def _judged(tmp_path, load, p99_ms, rps):
+    """The knee criterion's result for one cpu_server record carrying ``load``."""
+    run = write_run(tmp_path, "20261204T180000Z-knee", {"n1": {"kind": "cpu_server", "records": [
+        record("onnx-cpu", host="n1", host_kind="cpu_server", n=700, load=load)]}})
+    (judgement,) = judge(load_run(run), load_targets(_targets(tmp_path, p99_ms, rps))).judgements
+    (result,) = [r for r in judgement.results if r.criterion.key == "knee_rps_at_least"]
+    return judgement, result
+
+
+def _with(load, rate, **changes):
+    """``load`` with the open-loop point offered at ``rate`` changed."""
+    load = copy.deepcopy(load)
+    point = next(p for p in load["open_loop"]["points"] if p["offered_rps"] == rate)
+    for key, value in changes.items():
+        if key == "p99":
+            point["latency_ms"]["p99"] = value
+        else:
+            point[key] = value
+    return load
+
+
+G = load_group()                      # knee 437.5 req/s at p99 <= 20 ms, 700 queries a point
+TIGHT = load_group(bound_ms=5.0)      # its stable points over 5 ms from ~110 req/s up
+
+
+@pytest.mark.parametrize("load, p99_ms, rps, outcome, why", [
+    (G, 20, 400, PASS, None),
+    (G, 20, 437.5, PASS, None),                         # at least: inclusive
+    (G, 20, 450, INCONCLUSIVE, "the knee is under 450 req/s, but no stable point"),
+    (TIGHT, 5, 300, FAIL, "> 5 ms at 109.4 req/s (a stable point, 700 queries)"),
+    # Searched at 20 ms: no point over 10 ms at or below 300 req/s (undecided), but one at 375.
+    (G, 10, 300, INCONCLUSIVE, "searched at p99 ≤ 20 ms, not the target's 10 ms"),
+    (G, 10, 400, FAIL, "> 10 ms at 375 req/s"),
+    (load_group(count=300), 20, 400, INCONCLUSIVE, "rests on 300 queries, fewer than MLPerf"),
+    (_with(G, G["knee"]["knee_rps"], stable=False), 20, 400, INCONCLUSIVE,
+     "the knee's point is unstable"),
+    (load_group(bound_ms=3.0, stable_below=0.0), 3, 100, INCONCLUSIVE,
+     "no knee (below the bracket: 31.2 req/s, its lowest rate, fails)"),
+    (load_group(bound_ms=3.0), 3, 100, FAIL, "> 3 ms at 31.25 req/s"),
+    (_with(G, 250.0, p99=25.0), 20, 400, INCONCLUSIVE, "the points disagree: the knee passes, "
+     "yet p99 25 ms > 20 ms at 250 req/s"),
+    (None, 20, 400, NA, "not run: bench-run --load-variants"),
+    (NOT_SERVED, 20, 400, INCONCLUSIVE, "not served under load: RuntimeError"),
+])
+def test_the_knee_criterion_passes_fails_or_says_why_not(tmp_path, load, p99_ms, rps, outcome,
+                                                         why):
+    judgement, result = _judged(tmp_path, load, p99_ms, rps)
+    assert (result.outcome, judgement.outcome) == (outcome, outcome), result.why
+    assert (result.why is None) if why is None else (why in result.why), result.why
+    # The value is the knee only where it was searched at the target's bound.
+    same = load is not None and (load.get("knee") or {}).get("p99_bound_ms") == p99_ms
+    assert result.value == (load["knee"]["knee_rps"] if same else None)
+
+
+def test_the_knee_verdict_reads_in_the_report(tmp_path, report):
+    run = write_run(tmp_path, "20261204T180000Z-knee", {"n1": {"kind": "cpu_server", "records": [
+        record("onnx-cpu", host="n1", host_kind="cpu_server", n=700, load=TIGHT)]}})
+    assert report(run, "--targets", _targets(tmp_path, 5, 300)).exit_code == 0
+    md = (run / "report.md").read_text()
+    assert "knee (p99 ≤ 5 ms) >= 300 req/s" in md                     # the target's rule
+    over = next(p["latency_ms"]["p99"] for p in TIGHT["open_loop"]["points"]
+                if p["offered_rps"] == 109.375)
+    assert (f"knee (p99 ≤ 5 ms) {fmt.sig(TIGHT['knee']['knee_rps'])} req/s (needs >= 300 req/s): "
+            f"p99 {over:.3g} ms > 5 ms at 109.4 req/s") in md
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("500", "a mapping {p99_ms: <bound in ms>, rps: <requests/s>}"),
+    ("{p99_ms: 20}", "a mapping {p99_ms"),
+    ("{p99_ms: 20, rps: 5, extra: 1}", "a mapping {p99_ms"),
+    ("{p99_ms: 0, rps: 500}", "knee_rps_at_least.p99_ms: expected a positive number"),
+    ("{p99_ms: 20, rps: .nan}", "knee_rps_at_least.rps: expected a positive number"),
+    ("{p99_ms: 20, rps: true}", "knee_rps_at_least.rps: expected a positive number"),
+])
+def test_a_malformed_knee_criterion_is_one_line_naming_the_key(tmp_path, value, expected):
+    path = tmp_path / "t.yml"
+    path.write_text("targets:\n  s:\n    judged_on: [cpu_server]\n    criteria:\n"
+                    f"      knee_rps_at_least: {value}\n")
+    with pytest.raises(ConfigError) as err:
+        load_targets(path)
+    assert expected in str(err.value) and "\n" not in str(err.value)

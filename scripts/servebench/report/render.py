@@ -76,10 +76,13 @@ def criterion_text(r: CriterionResult) -> str:
     c = r.criterion
     needs = f"(needs {c.symbol} {fmt.threshold(r.threshold)} {c.unit})"
     if r.value is None:
-        return f"{c.metric} n/a: {r.why} {needs}"
+        # A FAIL without a value: the load mode's knee, failed by a point (verdict.judge_knee).
+        return f"{c.metric} {'fail' if r.outcome == FAIL else 'n/a'}: {r.why} {needs}"
     ci = f", 95 % CI [{fmt.sig(r.ci[0])}, {fmt.sig(r.ci[1])}]" if r.ci else ""
     text = f"{c.metric} {fmt.against(r.value, r.threshold)} {c.unit}{ci} {needs}"
-    return f"{text}: inconclusive, {r.why}" if r.outcome == INCONCLUSIVE else text
+    if r.outcome == INCONCLUSIVE:
+        return f"{text}: inconclusive, {r.why}"
+    return f"{text}: {r.why}" if r.why and r.outcome == FAIL else text
 
 
 def target_rule(target: Target) -> str:

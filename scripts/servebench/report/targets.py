@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 import reprlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
@@ -62,6 +62,24 @@ def _percentile_uncertainty(name: str, field: str, invert: float | None = None
     return read
 
 
+KNEE = "knee_rps_at_least"
+_KNEE_KEYS = ("p99_ms", "rps")
+
+
+def _knee(path: Path, ckey: str, value: Any) -> tuple[Criterion, float]:
+    """``{p99_ms: B, rps: R}``: the criterion judged at bound B, and its threshold R."""
+    if not isinstance(value, dict) or set(value) != set(_KNEE_KEYS):
+        raise _bad(path, ckey, "a mapping {p99_ms: <bound in ms>, rps: <requests/s>}", value)
+    for key in _KNEE_KEYS:
+        number = value[key]
+        if (isinstance(number, bool) or not isinstance(number, (int, float))
+                or not math.isfinite(number) or number <= 0):
+            raise _bad(path, f"{ckey}.{key}", "a positive number", number)
+    bound = float(value["p99_ms"])
+    return (replace(CRITERIA[KNEE], metric=f"knee (p99 ≤ {bound:g} ms)", bound_ms=bound),
+            float(value["rps"]))
+
+
 def _size_mb(record: dict) -> float | None:
     size = record.get("model_size_bytes")
     return None if size is None else size / BYTES_PER_MB
@@ -76,6 +94,9 @@ class Criterion:
     read: Callable[[dict], float | None]  # the measured value from a variant record, or None
     # Its interval and validity, where the record has them; None: judged on the value alone.
     uncertainty: Callable[[dict], Uncertainty | None] = lambda record: None
+    # The load mode's knee: the p99 bound (ms) its rate is judged at (verdict.judge_knee);
+    # None for every other criterion. Its targets.yml value is a mapping {p99_ms:, rps:}.
+    bound_ms: float | None = None
 
     @property
     def symbol(self) -> str:
@@ -100,6 +121,8 @@ CRITERIA: dict[str, Criterion] = {
         Criterion("batch_img_per_s_at_least", "batch throughput", "img/s", False,
                   lambda r: r.get("batch_throughput")),
         Criterion("model_size_mb_below", "model size", "MB", True, _size_mb),
+        Criterion(KNEE, "knee", "req/s", False,
+                  lambda r: (_stat("load", "knee")(r) or {}).get("knee_rps")),
     )
 }
 
@@ -288,6 +311,9 @@ def _parse_target(path: Path, tid: str, body: Any) -> Target:
         ckey = f"{where}.criteria.{key}"
         if key not in CRITERIA:
             raise _bad(path, ckey, f"a known criterion: {', '.join(CRITERIA)}", show_got=False)
+        if key == KNEE:
+            parsed.append(_knee(path, ckey, threshold))
+            continue
         # bool is an int in Python; `true` is not a threshold.
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
             raise _bad(path, ckey, f"a number ({CRITERIA[key].unit})", threshold)

@@ -12,12 +12,23 @@ it, when there is no interval, or when the percentile is not valid (fewer sample
 LoadGen's minimum query count for it). Figures without an interval (batch throughput, size, or
 a record without ``ci95``) are judged on their value. A judgement is FAIL if any criterion
 fails, else INCONCLUSIVE if any is, else n/a if any value is missing, else PASS.
+
+The load mode's knee (``knee_rps_at_least: {p99_ms: B, rps: R}``, judge_knee) is PASS when the
+record's knee was searched at bound B, is >= R, and its point is stable with a LoadGen-valid
+p99 (662 queries or more); FAIL when a stable, LoadGen-valid open-loop point offered at most R
+req/s has p99 over B (whatever bound the search used: a queue's p99 only grows with the rate);
+INCONCLUSIVE otherwise, with the reason (no knee, an unstable or under-counted knee, a knee
+searched at another bound, or a knee that passes while a slower point fails); n/a when the load
+mode did not run for the variant.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
+from . import serving
 from .load import Host, Record, Run
 from .targets import TARGET_HOST_KINDS, Criterion, Target, Targets
 
@@ -101,7 +112,49 @@ def emulated(host: Host, record: Record) -> bool:
     return bool(env.get("emulated"))
 
 
+def judge_knee(criterion: Criterion, rps: float, record: Record) -> CriterionResult:
+    """The knee at the criterion's bound against ``rps`` (the module docstring's rule)."""
+    bound = float(criterion.bound_ms or 0)
+    knee, why = serving.knee(record.data)
+    if knee is None:
+        outcome = NA if record.data.get("load") is None else INCONCLUSIVE
+        return CriterionResult(criterion, rps, None, outcome, why)
+    load, _ = serving.group(record.data)
+    over = [p for p in serving.points(load or {})
+            if p.stable and p.valid and p.p99 > bound and p.offered <= rps]
+    same = knee.bound_ms is not None and math.isclose(knee.bound_ms, bound, rel_tol=1e-9)
+    value = knee.rps if same else None
+    passes = same and knee.rps is not None and knee.rps >= rps and knee.valid and knee.stable
+    if over:
+        shown = (f"p99 {over[0].p99:.3g} ms > {bound:g} ms at {over[0].offered:.4g} req/s "
+                 f"(a stable point, {over[0].count} queries)")
+        if passes:
+            return CriterionResult(criterion, rps, value, INCONCLUSIVE,
+                                   f"the points disagree: the knee passes, yet {shown}")
+        return CriterionResult(criterion, rps, value, FAIL, shown)
+    if passes:
+        return CriterionResult(criterion, rps, value, PASS)
+    none_over = (f"no stable point with LoadGen's 662 queries shows p99 over {bound:g} ms at or "
+                 f"below {rps:g} req/s")
+    if not same:
+        searched = "no bound" if knee.bound_ms is None else f"p99 ≤ {knee.bound_ms:g} ms"
+        why = (f"the knee was searched at {searched}, not the target's {bound:g} ms "
+               f"(bench-run --load-bound-ms {bound:g}), and {none_over}")
+    elif knee.rps is None:
+        why = f"no knee ({knee.found}), and {none_over}"
+    elif not knee.stable:
+        why = "the knee's point is unstable"
+    elif not knee.valid:
+        why = (f"the knee's p99 rests on {knee.queries} queries, fewer than MLPerf LoadGen's "
+               "662")
+    else:
+        why = f"the knee is under {rps:g} req/s, but {none_over}"
+    return CriterionResult(criterion, rps, value, INCONCLUSIVE, why)
+
+
 def judge_criterion(criterion: Criterion, threshold: float, record: Record) -> CriterionResult:
+    if criterion.bound_ms is not None:
+        return judge_knee(criterion, threshold, record)
     value = criterion.read(record.data)
     if value is None:
         return CriterionResult(criterion, threshold, None, NA,
