@@ -62,8 +62,10 @@ class Settings:
 
     model: tuple[Path, ...] = setting(
         None, "path", metavar="PATH", repeatable=True,
-        help="a model: a .onnx (input [N,3,224,224] float32) or a .pth (loaded as weights only; "
-             "a whole pickled module needs --allow-pickle); repeat it to benchmark several side "
+        help="a model: a .onnx (input [N,3,H,W] float32), a .pth (loaded as weights only; "
+             "a whole pickled module needs --allow-pickle), or a model by name: timm:NAME, "
+             "torchvision:NAME (pretrained weights from the hub), timm:NAME:random (random "
+             "weights, recorded so); repeat it to benchmark several side "
              "by side (each named by its file's stem, which must differ; records then are "
              "<name>__<variant>.json); default: MobileNetV2 with an 11-class head and RANDOM "
              "weights (every record says so)")
