@@ -13,6 +13,7 @@ import pytest
 from servebench.errors import ConfigError
 from servebench.report import formatting as fmt
 from servebench.report.load import load_run
+from servebench.report.load_plot import load_plot
 from servebench.report.targets import load_targets
 from servebench.report.verdict import FAIL, INCONCLUSIVE, NA, PASS, judge
 from servebench_engine.load import for_profile, run_load
@@ -185,3 +186,64 @@ def test_a_malformed_knee_criterion_is_one_line_naming_the_key(tmp_path, value, 
     with pytest.raises(ConfigError) as err:
         load_targets(path)
     assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+# -- plots/load.png ---------------------------------------------------------------------------
+
+def _expected(load: dict, variant: str, pct: str) -> set[tuple[str, float, float]]:
+    """(label, achieved, latency) of every open-loop point of ``load``, the first of each offered
+    rate (the search measures a curve's rate again from the same stream), unstable marked."""
+    seen, out = set(), set()
+    for p in load["open_loop"]["points"]:
+        if p["offered_rps"] in seen:
+            continue
+        seen.add(p["offered_rps"])
+        label = f"{variant} {pct}{'' if p['stable'] else ' unstable'}"
+        out.add((label, p["achieved_rps"], p["latency_ms"][pct]))
+    return out
+
+
+def test_the_load_plot_draws_p50_and_p99_against_achieved_throughput_per_host(tmp_path):
+    fast = load_group(service_ms=1.0)
+    run = write_run(tmp_path, "20261204T180000Z-curves", {
+        "n1": {"kind": "cpu_server", "records": [
+            record("onnx-cpu", host="n1", host_kind="cpu_server", load=G),
+            record("onnx-int8-static-aggressive", host="n1", host_kind="cpu_server", seed=1,
+                   load=fast),
+            record("openvino", host="n1", host_kind="cpu_server", seed=2, load=NOT_SERVED),
+            record("onnx-optimized", host="n1", host_kind="cpu_server", seed=3)]},
+        "localhost": {"kind": "local", "records": [record("onnx-cpu", load=TIGHT)]}})
+    plot = load_plot(load_run(run), load_targets(_targets(tmp_path, 15, 300)),
+                     tmp_path / "load.png")
+    assert plot is not None and (tmp_path / "load.png").stat().st_size > 0
+    by_panel: dict[str, set] = {}
+    for panel, label, x, y in plot.drawn:
+        by_panel.setdefault(panel, set()).add((label, x, y))
+    n1, local = by_panel["n1 (cpu_server)"], by_panel["localhost (local)"]
+    for variant, load in (("onnx-cpu", G), ("onnx-int8-static-aggressive", fast)):
+        for pct in ("p50", "p99"):
+            assert _expected(load, variant, pct) <= n1
+    assert any(label.endswith("p99 unstable") for label, _, _ in n1)   # hollow points exist
+    for pct in ("p50", "p99"):
+        assert _expected(TIGHT, "onnx-cpu", pct) <= local
+    # Nothing else: no point of a variant without load figures.
+    assert {x for x in n1 if not x[0].startswith(("bound", "rate"))} == set().union(
+        *(_expected(load, v, pct) for v, load in (("onnx-cpu", G),
+                                                   ("onnx-int8-static-aggressive", fast))
+          for pct in ("p50", "p99")))
+    # The search's bound on each host; the knee target's bound and rate where it applies.
+    assert ("bound: the knee search's p99 bound", 0.0, 20.0) in n1
+    assert ("bound: the knee search's p99 bound", 0.0, 5.0) in local
+    rule = "Serving: knee (p99 ≤ 15 ms) >= 300 req/s"
+    assert {(f"bound: {rule}", 0.0, 15.0), (f"rate: {rule}", 300.0, 0.0)} <= n1 & local
+    assert plot.missing == ("n1 / openvino: not served under load: RuntimeError: this runtime "
+                            "holds one session",)
+
+
+def test_the_report_shows_the_load_plot_only_with_load_figures(tmp_path, report):
+    with_load = _run(tmp_path / "a", **{"onnx-cpu": G})
+    without = _run(tmp_path / "b", **{"onnx-cpu": None})
+    for run, shown in ((with_load, True), (without, False)):
+        assert report(run).exit_code == 0
+        assert (run / "plots" / "load.png").exists() is shown
+        assert ("Latency under load" in (run / "report.md").read_text()) is shown

@@ -8,7 +8,6 @@ instead). Target thresholds are drawn as lines, each target in its own colour. W
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -16,30 +15,18 @@ from matplotlib.figure import Figure
 
 from .load import Host, Record, Run
 from .columns import LATENCY_PLOT, figure, shown
+from .drawing import (LEGEND_OUTSIDE, Plot, host_title as _host_title, maybe_log as _maybe_log,
+                      save as _save)
+from .load_plot import load_plot
 from .targets import Targets
 from .tradeoff import AXES, tradeoff
 from .verdict import applies
 
-DPI = 110
 # One colour per column the table shows in the latency plot (columns.LATENCY_PLOT), in order.
 BAR_COLOURS = ("#1f77b4", "#ff7f0e", "#d62728", "#9467bd", "#8c564b")
 TARGET_COLOURS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
 TARGET_STYLES = ("--", "-.", ":", (0, (5, 2, 1, 2)))
 HOST_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
-# A log axis once the bars span more than this factor, so the fast variants stay readable.
-LOG_SPAN = 30
-LEGEND_OUTSIDE = {"fontsize": 8, "loc": "upper left", "bbox_to_anchor": (1.01, 1.0)}
-
-
-@dataclass(frozen=True)
-class Plot:
-    name: str          # file name under plots/
-    title: str
-    caption: str
-    # What the chart could not draw, one line each (listed under it in the report).
-    missing: tuple[str, ...] = ()
-    # What it drew, read back from its axes: (axis title, label, x, y) per point.
-    drawn: tuple[tuple[str, str, float, float], ...] = ()
 
 
 def _plotted(run: Run) -> list[tuple[Host, list[Record]]]:
@@ -65,21 +52,6 @@ def _target_lines(targets: Targets, hosts: list[Host], key: str) -> list[tuple[s
                          "linestyle": TARGET_STYLES[i % len(TARGET_STYLES)], "linewidth": 1.6}
                 lines.append((label, value, style))
     return lines
-
-
-def _maybe_log(axis_setter, values: list[float]) -> None:
-    positive = [v for v in values if v and v > 0]
-    if positive and max(positive) / min(positive) > LOG_SPAN:
-        axis_setter("log")
-
-
-def _host_title(host: Host) -> str:
-    return f"{host.name} ({host.kind})"
-
-
-def _save(fig: Figure, path: Path) -> None:
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI, format="png")
 
 
 def _hbar_figure(groups, nbars: int) -> tuple[Figure, list]:
@@ -305,6 +277,7 @@ PLOTS = {
     "throughput.png": throughput_plot,
     "size_vs_latency.png": size_latency_plot,
     "tradeoff.png": tradeoff_plot,
+    "load.png": load_plot,
 }
 PLOT_NAMES = tuple(PLOTS)
 
