@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +17,8 @@ from pathlib import Path
 import pytest
 from servebench.runner import run_playbook
 
-from tests.support.control_side import (ENGINE_ENV, SECRETS, processes_naming, run_bench, start_bench,
-                                        wait_until)
+from tests.support.control_side import (ENGINE_ENV, SECRETS, kill_tree, processes_naming, run_bench,
+                                        start_bench, wait_until)
 
 from .conftest import LOCAL_INVENTORY, REPO, RUNNER_ENV, node_vars, write_inventory
 
@@ -116,24 +115,27 @@ def test_a_run_id_or_node_in_use_is_refused_and_an_orphaned_engine_stops(
         wait_until(lambda: processes_naming(out) or first.poll() is not None, 600, "run A's engine started")
         assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
 
-        second = run_bench(inventory, knobs, timeout=300)
+        second = run_bench(inventory, knobs, timeout=480)
         assert second.returncode != 0
         assert f"run_id {run_id} is in use: ansible-playbook pid {first.pid} has held it since" in second.stdout, \
             second.stdout[-3000:]
         assert processes_naming(out), "the second run of the same run id stopped A's engine"
 
-        other = run_bench(inventory, {**knobs, "run_id": run_id + "-other"}, tags=["benchmark"], timeout=300)
+        other = run_bench(inventory, {**knobs, "run_id": run_id + "-other"}, tags=["benchmark"], timeout=480)
         assert other.returncode != 0
         assert "node1 is busy: it is running the engine of run hostile-node-orphan (arm) since" in other.stdout, \
             other.stdout[-3000:]
         assert processes_naming(out), "the other study stopped A's engine"
         assert first.poll() is None
     finally:
-        os.killpg(first.pid, signal.SIGKILL)
+        kill_tree(first.pid)
         first.wait()
 
-    gone = wait_until(lambda: not processes_naming(out), quiet_s + 40, "A's engine gone after its control side died")
-    assert gone
+    try:
+        wait_until(lambda: not processes_naming(out), quiet_s + 40, "A's engine gone after its control side died")
+    except AssertionError as exc:
+        left = {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:300] for pid in processes_naming(out)}
+        raise AssertionError(f"{exc}: {left}") from None
     log = (workdir / "runs" / run_id / "arm.log").read_text()
     assert "engine stopped: no word from the control side (ansible-playbook)" in log, log[-2000:]
     assert not lock.exists(), "the node was not given back"

@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 from servebench.runner import run_playbook
 
+from tests.support.control_side import (ENGINE_ENV, SECRETS, kill_tree, process_environ,
+                                        processes_naming, start_bench, wait_until)
 from tests.support.docker import DockerUnavailable, docker_cli, ensure_base_image
 from tests.support.helper_envs import helper_python
 
@@ -243,6 +245,48 @@ def test_gpu_server_over_ssh_builds_images_and_runs_every_variant_inside(
     for flavour in ("cpu", "openvino", "gpu"):
         rebuilt = again.task_results(f"ONNX runtimes | build the image for {flavour}", host="gpu1")
         assert all(e["event"] == "runner_on_skipped" for e in rebuilt), flavour
+
+    # Issue 17 in Docker, on the images built above (no second build).
+    _an_orphaned_container_is_stopped_and_saw_no_secret(tmp_path, inventory, node_docker, run_dir)
+
+
+def _an_orphaned_container_is_stopped_and_saw_no_secret(tmp_path: Path, inventory: Path,
+                                                        node: NodeDocker, run_dir: Path) -> None:
+    """OS_* in the controller's environment: neither the engine's container nor the docker client
+    that runs it has them. Then the control side dies whole mid-run (SIGKILL): the node stops the
+    container by itself within a bound, and gives the node back."""
+    prepared = run_dir / "prepared" / "random-init-mobilenet_v2"
+    quiet_s = 20
+    tflite = prepared.with_suffix(".tflite")
+    knobs = {"results_dir": str(tmp_path / "results"), "run_id": "docker-orphan", "profile": "quick",
+             "repeats": 100, "variants": "onnx-cpu", "benchmark_control_timeout_s": quiet_s,
+             "model": str(prepared.with_suffix(".onnx")), "tflite_model": str(tflite) if tflite.is_file() else ""}
+    container = "servebench-cpu"
+
+    def running() -> str:
+        return node.cli("ps", "-q", "--filter", f"name={container}").stdout.strip()
+
+    control = start_bench(tmp_path / "orphan.log", [LOCAL_INVENTORY, inventory], knobs, env=SECRETS,
+                          tags=["benchmark"])
+    try:
+        wait_until(lambda: running() or control.poll() is not None, 600, "the cpu container started")
+        assert control.poll() is None, (tmp_path / "orphan.log").read_text()[-3000:]
+        env = json.loads(node.cli("inspect", "--format", "{{json .Config.Env}}", container).stdout)
+        assert not [e for e in env if e.startswith("OS_") or any(v in e for v in SECRETS.values())], env
+        clients = [pid for pid in processes_naming(f"--name {container}")
+                   if Path(f"/proc/{pid}/comm").read_text().strip() == "docker"]
+        assert clients, "no docker client of the engine's container"
+        for pid in clients:
+            seen = process_environ(pid)
+            assert set(seen) <= ENGINE_ENV, sorted(set(seen) - ENGINE_ENV)
+    finally:
+        kill_tree(control.pid)
+        control.wait()
+    wait_until(lambda: not running(), quiet_s + 60, "the orphaned container stopped")
+    node_dir = tmp_path / "gpu1" / "node"
+    log = (node_dir / "runs" / "docker-orphan" / "cpu.log").read_text()
+    assert "engine stopped: no word from the control side (ansible-playbook)" in log, log[-2000:]
+    assert not (node_dir / "engine.lock").exists()
 
 
 def test_gpu_check_fails_on_the_image_without_tensorrt(tmp_path, node_docker):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -52,6 +53,29 @@ def run_bench(inventory: Sequence[Path], extravars: Mapping[str, Any], env: Mapp
               tags: Sequence[str] = (), timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(playbook_argv(inventory, extravars, tags), cwd=REPO, env=playbook_env(env),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process below it, as a machine switched off would: Ansible's
+    workers are in sessions of their own, so killing the process group alone leaves them
+    running (and retrying their waits) until they notice."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, grew = {pid}, True
+    while grew:
+        below = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= below
+        grew = bool(below)
+    for member in tree:
+        try:
+            os.kill(member, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def processes_naming(text: str) -> list[int]:
