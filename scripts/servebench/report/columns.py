@@ -158,10 +158,11 @@ def _load_columns() -> tuple[Column, ...]:
     has_load = field("load")
     both = frozenset({REPORT, COMPARE})
     return (
-        Column("knee", "knee req/s", serving.knee_rps, of(serving.knee_text), "req/s",
+        # No unit: the headers say it, in --compare too.
+        Column("knee", "knee req/s", serving.knee_rps, of(serving.knee_text),
                where=both, only_with=has_load, ratio=True),
         Column("ceiling", "ceiling req/s (closed loop)", serving.ceiling,
-               of(serving.ceiling_text), "req/s", where=both, only_with=has_load, ratio=True),
+               of(serving.ceiling_text), where=both, only_with=has_load, ratio=True),
         Column("knee_share", "knee / ceiling", serving.share, of(serving.share_text),
                only_with=has_load),
         Column("generator_overhead", "generator overhead p50 / p99 ms",
@@ -214,6 +215,25 @@ def shown(where: str, records: list[Record] | None = None) -> tuple[Column, ...]
                                           for r in records or [])
 
     return tuple(c for c in COLUMNS if where in c.where and present(c))
+
+
+def _ratio(col: Column, a: Record | None, b: Record | None) -> str:
+    va, vb = (col.figure(r.data) if r is not None and r.ok else None for r in (a, b))
+    ok = all(isinstance(v, (int, float)) and v > 0 for v in (va, vb))
+    return f"{vb / va:.3f}" if ok else fmt.NA
+
+
+def compare_cells(a: Record | None, b: Record | None,
+                  records: list[Record]) -> list[tuple[str, str, str]]:
+    """(heading, text, unit) of each figure --compare shows of a row (A and B of each COMPARE
+    column among ``records``, and B / A of a ``ratio`` column); the unit with its space."""
+    cells = []
+    for col in shown(COMPARE, records):
+        unit = f" {col.unit}" if col.unit else ""
+        cells += [(f"A {col.header}", col.brief(a), unit), (f"B {col.header}", col.brief(b), unit)]
+        if col.ratio:
+            cells.append((f"B/A {col.header}", _ratio(col, a, b), ""))
+    return cells
 
 
 def figure(key: str, record: Record) -> Any:

@@ -19,6 +19,9 @@ The call is "slower" when the whole interval is above 1, "faster" when below, el
 significant change". Each row is a separate 5 % test: over k rows, up to 1 - 0.95^k of
 same-distribution comparisons show at least one false call; the gate (``--fail-above``) also
 asks the estimate to exceed the threshold, which makes a false alarm rarer still.
+
+Where records carry the load mode, each row also shows A, B and B / A of the knee and the
+closed-loop ceiling (columns.compare_cells): one search each, no interval, so never gated.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from ..errors import OutputError, RegressionError, UsageError
 from ..files import move_into, open_own_folder
 from . import formatting as fmt
 from .load import Host, Record, Run
-from .columns import COMPARE, shown
+from .columns import compare_cells
 from .plots import compare_plot
 from .student_t import t_quantile
 from .render import flatten, md_cell
@@ -268,19 +271,16 @@ def _ratio_text(r: Row) -> tuple[str, str, str]:
     return f"{r.ratio.estimate:.3f}", ci, r.ratio.call
 
 
-def _sides(r: Row) -> list[tuple[str, str]]:
-    """(heading, text) of each figure the column table shows in a compare, A then B."""
-    return [(f"{side} {col.header}", col.brief(rec)) for col in shown(COMPARE)
-            for side, rec in (("A", r.a), ("B", r.b))]
+def _records(c: Comparison) -> list[Record]:
+    return [rec for r in c.rows for rec in (r.a, r.b) if rec is not None]
 
 
 def text_lines(c: Comparison) -> list[str]:
-    units = [col.unit for col in shown(COMPARE) for _ in "AB"]
-    lines = []
+    lines, records = [], _records(c)
     for r in c.rows:
         ratio, ci, call = _ratio_text(r)
-        figures = "".join(f"{head} {text}{' ' * bool(unit)}{unit}, "
-                          for (head, text), unit in zip(_sides(r), units))
+        figures = "".join(f"{head} {text}{unit}, "
+                          for head, text, unit in compare_cells(r.a, r.b, records))
         lines.append(f"{r.label}: {figures}B/A {ratio} {ci}: {call}")
     return lines
 
@@ -290,18 +290,22 @@ def markdown(c: Comparison, threshold: float | None, plot: str | None) -> str:
            f"{md_cell(c.run_a.run_id)} (A)", "",
            "B / A of the single-sample median latency (above 1: B is slower) with its 95 % "
            "interval; the method says where the interval comes from (docs/RESULTS.md, "
-           "\"Comparing two runs\"). Each row is its own 5 % test.", ""]
+           "\"Comparing two runs\"). Each row is its own 5 % test. The load mode's knee and "
+           "ceiling, where shown, are one search each: their B/A has no interval and is never "
+           "gated.", ""]
     if threshold is not None:
         out += [f"Gate: fail when a gated row is significantly slower by more than "
                 f"{threshold * 100:g} %.", ""]
+    records = _records(c)
     heads = ["model", "variant", "host"] + [
-        f"{side} {col.header}{' ' * bool(col.unit)}{col.unit}" for col in shown(COMPARE)
-        for side in "AB"] + ["B/A", "95 % CI", "call", "method"]
+        f"{head}{unit}" for head, _, unit in compare_cells(None, None, records)] + [
+        "B/A", "95 % CI", "call", "method"]
     out += ["| " + " | ".join(md_cell(h) for h in heads) + " |", "|---" * len(heads) + "|"]
     for r in c.rows:
         ratio, ci, call = _ratio_text(r)
         host = r.host_a if r.host_a == r.host_b else f"{r.host_a} -> {r.host_b}"
-        cells = [r.model, r.variant, host, *(text for _, text in _sides(r)), ratio, ci, call,
+        cells = [r.model, r.variant, host,
+                 *(text for _, text, _ in compare_cells(r.a, r.b, records)), ratio, ci, call,
                  r.ratio.method if r.ratio else ""]
         out.append("| " + " | ".join(md_cell(x) for x in cells) + " |")
     out.append("")
