@@ -144,7 +144,7 @@ TIGHT = load_group(bound_ms=5.0)      # its stable points over 5 ms from ~110 re
     (G, 10, 400, FAIL, "> 10 ms at 375 req/s"),
     (load_group(count=300), 20, 400, INCONCLUSIVE, "rests on 300 queries, fewer than MLPerf"),
     (_with(G, G["knee"]["knee_rps"], stable=False), 20, 400, INCONCLUSIVE,
-     "the knee's point is unstable"),
+     "the knee's point is not a stable point"),
     (load_group(bound_ms=3.0, stable_below=0.0), 3, 100, INCONCLUSIVE,
      "no knee (below the bracket: 31.2 req/s, its lowest rate, fails)"),
     (load_group(bound_ms=3.0), 3, 100, FAIL, "> 3 ms at 31.25 req/s"),
@@ -286,3 +286,24 @@ def test_compare_shows_the_knee_and_the_ceiling_b_over_a_and_never_gates_them(tm
     assert "never gated" in md
     printed = next(line for line in result.stdout.splitlines() if "onnx-cpu @ node" in line)
     assert f"B/A knee req/s {knee:.3f}, " in printed
+
+
+def test_a_load_group_of_the_wrong_types_reads_n_a_and_is_never_judged(tmp_path, report):
+    """The schema asks only for an object: every figure of it is checked before it is shown,
+    drawn or judged."""
+    odd = {"load_profile": "full", "bound_ms": "20", "knee": {"knee_rps": -5, "queries": "many",
+                                                              "p99_bound_ms": [20]},
+           "open_loop": {"points": [1, "x", {"offered_rps": 100, "latency_ms": {"p99": "fast"}}]},
+           "closed_loop": {"best": {"concurrency": "<b>4</b>"}}, "best_closed_loop_rps": -1,
+           "layout": {"sessions": "<script>"}, "generator": {"overhead_ms": [1, 2]}}
+    other = {**copy.deepcopy(G), "open_loop": {"points": "none"}}
+    run = _run(tmp_path, **{"onnx-cpu": odd, "openvino": other})
+    assert report(run, "--targets", _targets(tmp_path, 20, 100)).exit_code == 0
+    _, rows = _rows((run / "report.md").read_text())
+    cells = rows[("localhost", "onnx-cpu")]
+    assert cells["knee req/s"] == "n/a (no knee: the search found none)"
+    assert cells["ceiling req/s (closed loop)"] == "n/a (no closed-loop point)"
+    assert cells["generator overhead p50 / p99 ms"] == "n/a (not measured)"
+    assert not (run / "plots" / "load.png").exists()    # no point to draw
+    for load in (odd, other):
+        assert _judged(tmp_path / str(id(load)), load, 20, 100)[1].outcome == INCONCLUSIVE

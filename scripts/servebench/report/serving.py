@@ -27,6 +27,10 @@ def _number(value: Any) -> bool:
             and math.isfinite(value) and value >= 0)
 
 
+def _count(value: Any) -> int:
+    return int(value) if _number(value) else 0
+
+
 def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
@@ -57,15 +61,16 @@ def points(load: dict) -> list[Point]:
     """The open-loop points with a latency, by offered rate (a rate measured twice, once for
     the curve and once by the search, is one point: the measurements are the same stream)."""
     out: dict[float, Point] = {}
-    for p in _dict(load.get("open_loop")).get("points") or []:
-        lat = _dict(_dict(p).get("latency_ms"))
+    listed = _dict(load.get("open_loop")).get("points")
+    for p in map(_dict, listed if isinstance(listed, list) else []):
+        lat = _dict(p.get("latency_ms"))
         if not _number(p.get("offered_rps")) or not _number(lat.get("p99")):
             continue
         out.setdefault(float(p["offered_rps"]), Point(
             float(p["offered_rps"]),
             float(p["achieved_rps"]) if _number(p.get("achieved_rps")) else None,
             float(lat["p50"]) if _number(lat.get("p50")) else None, float(lat["p99"]),
-            int(lat.get("count") or 0), p.get("stable") is True,
+            _count(lat.get("count")), p.get("stable") is True,
             _dict(lat.get("valid")).get("p99") is True))
     return sorted(out.values(), key=lambda q: q.offered)
 
@@ -100,7 +105,7 @@ def knee(data: dict) -> tuple[Knee | None, str | None]:
     rps = float(k["knee_rps"])
     at = next((p for p in points(load) if math.isclose(p.offered, rps, rel_tol=1e-6)), None)
     return Knee(rps, bound, k.get("p99_ms") if _number(k.get("p99_ms")) else None,
-                int(k.get("queries") or 0), k.get("p99_valid") is True,
+                _count(k.get("queries")), k.get("p99_valid") is True,
                 at is not None and at.stable, str(k.get("found", "")).startswith("at the bracket"),
                 str(k.get("found") or "")), None
 
@@ -139,11 +144,11 @@ def ceiling_text(data: dict) -> str:
     lay = _dict(load.get("layout"))
     best = _dict(_dict(load.get("closed_loop")).get("best"))
     parts = []
-    if lay.get("sessions"):
-        parts.append(f"{lay['sessions']} session(s) × {lay.get('intra_op_threads', '?')} "
-                     "thread(s)")
-    if best.get("concurrency"):
-        parts.append(f"{best['concurrency']} in flight")
+    if _count(lay.get("sessions")):
+        threads = _count(lay.get("intra_op_threads")) or "?"
+        parts.append(f"{_count(lay['sessions'])} session(s) × {threads} thread(s)")
+    if _count(best.get("concurrency")):
+        parts.append(f"{_count(best['concurrency'])} in flight")
     mark = "" if lay.get("ceiling_stable", best.get("stable")) is not False else f" {UNSTABLE}"
     return f"{fmt.sig(value)}{mark}" + (f" ({', '.join(parts)})" if parts else "")
 

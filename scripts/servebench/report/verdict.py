@@ -143,7 +143,7 @@ def judge_knee(criterion: Criterion, rps: float, record: Record) -> CriterionRes
     elif knee.rps is None:
         why = f"no knee ({knee.found}), and {none_over}"
     elif not knee.stable:
-        why = "the knee's point is unstable"
+        why = "the knee's point is not a stable point of the curve"
     elif not knee.valid:
         why = (f"the knee's p99 rests on {knee.queries} queries, fewer than MLPerf LoadGen's "
                "662")
