@@ -87,10 +87,15 @@ class Record:
                                 meaning="`quick`, `full` or `smoke` (tests only)")
     model: dict = record_field(
         {"type": "object"}, "obj", required=True, from_run=True,
-        meaning="`name` (the file's stem, `random-init` by default), `source` (path or "
-                "`random-init`), `random_weights` (bool), `format`, `sha256`, `num_classes`, "
-                "`quantized`, `onnx`, `torch_program` (file name of the `.pt2` beside the ONNX "
-                "the torch variants served, or null)")
+        meaning="`name` (the file's stem, NAME for `timm:NAME` / `torchvision:NAME`, "
+                "`random-init` by default), `source` (path, the name given, or `random-init`), "
+                "`random_weights` (bool), `format` (`onnx`, `pth`, `timm`, `torchvision`, "
+                "`random-init`), `sha256`, `num_classes`, `quantized`, `onnx`, `torch_program` "
+                "(file name of the `.pt2` beside the ONNX the torch variants served, or null), "
+                "`architecture` (what rebuilds the network from saved weights, e.g. "
+                "`timm:tinynet_e`, or null), `data_config` {`input_size` [C, H, W], `mean`, "
+                "`std`, `interpolation`, `crop_pct`, `crop_mode`, `source`: `default`, `timm`, "
+                "`torchvision`, `onnx input shape` or `onnx metadata`}")
     served_model: str | None = record_field(TEXT_OR_NULL, "str or null",
                                             meaning="file name of the model this variant served")
     model_size_bytes: int | None = record_field({"type": ["integer", "null"]}, "int or null",
@@ -98,7 +103,8 @@ class Record:
     data: dict = record_field(
         {"type": "object"}, "obj", required=True, from_run=True,
         meaning="`source` (`food11` or `synthetic`), `synthetic` (bool), `root`, `counts` and "
-                "`available` per split, `classes`")
+                "`available` per split, `classes`, `class_sample` (null, or for a synthetic tree "
+                "of a model with more than 32 classes {`of`, `class_ids`, `reason`})")
     accuracy: dict | None = record_field(
         {"type": ["object", "null"]}, "obj or null", required=True,
         meaning="`correct`, `total`, `value` (correct/total), `split`; `value` null with a "
