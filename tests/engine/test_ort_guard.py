@@ -84,7 +84,9 @@ def test_gpu_label_over_a_cpu_run_becomes_an_error_record(shared_int8, tmp_path,
     monkeypatch.setattr(ort_variants, "_require_driver", lambda provider: None)
     record = run_record("onnx-cuda", make_ctx(shared_int8, tmp_path))
     assert record["status"] == "error" and record["error_type"] == "ProviderMismatch"
-    assert "requested CUDAExecutionProvider but onnxruntime runs ['CPUExecutionProvider']" \
+    # The real onnxruntime, told not to fall back to its CPU provider, refuses the session.
+    assert ("requested CUDAExecutionProvider but onnxruntime would run some of the model's nodes "
+            "on CPUExecutionProvider (session.disable_cpu_ep_fallback refused the session)") \
         in record["reason"]
     assert record["latency_ms"] is None and record["batch_throughput"] is None
     assert record["samples"]["latency_ns"] == [] and record["samples"]["batch_ns"] == []

@@ -19,9 +19,13 @@ Optimisation levels, as the tutorials (seed 002) define the variants:
   file with the default session options, as the tutorial does. Its size and cold start are the
   saved file's. (EXTENDED, not ALL: ALL adds the NCHWc layout transforms, which ORT warns are
   specific to the CPU that made them, so a saved ALL graph is not portable.)
-* ``onnx-cuda`` / ``onnx-tensorrt``: the providers' own defaults (ORT applies ENABLE_ALL);
-  TensorRT lists CUDA then CPU after it for the nodes it cannot take, and keeps its engine
-  cache in the artifacts folder so a second run skips the engine build.
+* ``onnx-cuda`` / ``onnx-tensorrt``: the providers' own defaults (ORT applies ENABLE_ALL) plus
+  ``session.disable_cpu_ep_fallback``: the guard above sees only the first provider, and ORT
+  places each node CUDA or TensorRT cannot run on its CPU provider unseen, which would put a
+  CPU-dominated number under a GPU label. With the switch such a model is a
+  :class:`ProviderMismatch` at load. TensorRT lists CUDA after it for the nodes it cannot take
+  (the chain is in the record), and keeps its engine cache in the artifacts folder so a second
+  run skips the engine build.
 
 ONNX Runtime's log is set to errors only for the whole process (its warnings would bury the
 progress lines), so no session option differs from the defaults for that.
@@ -43,6 +47,10 @@ from .base import ProviderMismatch, Served, Variant, VariantSkipped
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 TENSORRT = "TensorrtExecutionProvider"
+# ONNX Runtime's session config key that makes a node no listed provider takes an error at
+# session creation, instead of a silent placement on its default CPU provider.
+NO_CPU_FALLBACK = "session.disable_cpu_ep_fallback"
+CPU_FALLBACK_REFUSED = "fallback to CPU EP has been explicitly disabled"
 LEVELS = {
     "disable_all": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -113,7 +121,15 @@ def open_session(model: Path, providers: Sequence[Any], options: ort.SessionOpti
                  ) -> ort.InferenceSession:
     """Create a session and prove the first provider asked for is the one running it."""
     wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
-    session = ort.InferenceSession(str(model), sess_options=options, providers=list(providers))
+    try:
+        session = ort.InferenceSession(str(model), sess_options=options, providers=list(providers))
+    except Exception as exc:  # ORT's own pybind error types; only its refusal is ours to name
+        if CPU_FALLBACK_REFUSED not in str(exc):
+            raise
+        raise ProviderMismatch(
+            f"requested {wanted} but onnxruntime would run some of the model's nodes on "
+            f"{CPU} ({NO_CPU_FALLBACK} refused the session), so no number is recorded under "
+            "this label") from None
     active = session.get_providers()
     if not active or active[0] != wanted:
         raise ProviderMismatch(
@@ -207,26 +223,43 @@ class OnnxOptimized(Variant):
         })
 
 
+def gpu_session_options(threads: int | None) -> ort.SessionOptions:
+    """The defaults, plus no silent per-node CPU fallback: the guard in open_session sees only
+    the first provider, so without this a CUDA session could run most of a model on the CPU."""
+    so = session_options(None, threads)
+    so.add_session_config_entry(NO_CPU_FALLBACK, "1")
+    return so
+
+
 class OnnxCuda(Variant):
     id = "onnx-cuda"
-    description = "ONNX Runtime, CUDA execution provider"
+    description = "ONNX Runtime, CUDA execution provider, no CPU fallback"
     provider = CUDA
+    chain = "CUDA only: a node CUDA cannot run makes the session an error, not a CPU node"
 
     def providers(self, ctx: Context) -> list:
-        return [(CUDA, {"device_id": 0}), CPU]
+        # No CPU entry: ORT refuses the CPU provider listed beside the fallback switch.
+        return [(CUDA, {"device_id": 0})]
 
     def load(self, ctx: Context) -> Served:
         require_provider(self.provider)
         providers = self.providers(ctx)
-        session = open_session(ctx.model_onnx, providers, session_options(None, ctx.threads))
-        return served_from(session, ctx.model_onnx, providers,
-                           {"graph_optimization_level": level_name(session)})
+        session = open_session(ctx.model_onnx, providers, gpu_session_options(ctx.threads))
+        fallback = session.get_session_options().get_session_config_entry(NO_CPU_FALLBACK)
+        return served_from(session, ctx.model_onnx, providers, {
+            "graph_optimization_level": level_name(session),
+            "provider_chain": self.chain,
+            "cpu_ep_fallback": f"disabled ({NO_CPU_FALLBACK}={fallback})",
+        })
 
 
 class OnnxTensorrt(OnnxCuda):
     id = "onnx-tensorrt"
-    description = "ONNX Runtime, TensorRT execution provider (CUDA, then CPU, for the rest)"
+    description = ("ONNX Runtime, TensorRT execution provider, CUDA for the nodes TensorRT "
+                   "does not take, no CPU fallback")
     provider = TENSORRT
+    chain = ("TensorRT, then CUDA for the nodes TensorRT does not take; a node neither can run "
+             "makes the session an error, not a CPU node")
 
     def providers(self, ctx: Context) -> list:
         cache = ctx.workdir / "tensorrt-cache"
@@ -246,7 +279,7 @@ class OnnxTensorrt(OnnxCuda):
             "trt_profile_opt_shapes": f"{name}:{shape}",
             "trt_profile_max_shapes": f"{name}:{batch_shape}",
         }
-        return [(TENSORRT, trt), (CUDA, {"device_id": 0}), CPU]
+        return [(TENSORRT, trt), (CUDA, {"device_id": 0})]
 
 
 def _input_name(model: Path) -> str:

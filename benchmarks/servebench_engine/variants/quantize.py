@@ -45,7 +45,6 @@ from . import reuse
 from .base import Served, Variant
 from .helper_process import HelperFailed, absolute_python, run_relaying
 from .quantize_common import (
-    MIN_INT8_FRACTION,
     Budget,
     Job,
     RouteFailed,
@@ -53,6 +52,7 @@ from .quantize_common import (
     TuningSet,
     budget_for,
     cpu_session,
+    gate,
     int8_layers,
     predict,
     quantiser_input,
@@ -197,55 +197,76 @@ def inc_fields(result: dict) -> dict[str, Any]:
 
 
 class Int8Dynamic(_Int8Variant):
+    """Dynamic INT8 passes the same gate as static INT8 (quantize_common.gate: the INT8 fraction
+    and the validation accuracy drop) at the profile's ``int8_dynamic_tolerance``; a route whose
+    model fails it gives way to the next, and with none left the variant fails ToleranceNotMet."""
+
     id = "onnx-int8-dynamic"
     description = ("dynamic INT8: weights quantised ahead of time, activations at run time "
                    "(Neural Compressor where its environment is, else onnxruntime)")
     kind = "dynamic"
     prepare_estimate_s = 10.0  # Neural Compressor dynamic: 9-11 s here
 
+    def _settings(self, ctx: "Context", budget: Budget) -> dict[str, Any]:
+        return {**super()._settings(ctx, budget), "tolerance": ctx.profile.int8_dynamic_tolerance}
+
     def _quantise(self, job: Job) -> dict[str, Any]:
+        tolerance = job.ctx.profile.int8_dynamic_tolerance
         not_taken: list[str] = []
-        started = time.perf_counter()
+        routes: list[tuple[str, Callable[[Job, float], tuple[dict[str, Any], Path]]]] = []
         if job.ctx.quantizer_python:
-            try:
-                info = self._inc(job)
-            except (RouteFailed, HelperFailed) as exc:
-                not_taken.append(f"neural-compressor: {exc}")
-                job.log(f"neural-compressor route gave no model: {exc}")
-            else:
-                return {**info, "quantisation_s": round(time.perf_counter() - started, 3),
-                        "routes_not_taken": not_taken, **job.fidelity(job.out)}
+            routes.append(("neural-compressor", self._inc))
         else:
             not_taken.append("neural-compressor: no quantiser environment (quantizer_python unset)")
-        info = self._ort(job)
-        return {**info, "quantisation_s": round(time.perf_counter() - started, 3),
-                "routes_not_taken": not_taken, **job.fidelity(job.out)}
+        routes.append(("onnxruntime", self._ort))
+        missed_tolerance = False
+        for name, route in routes:
+            started = time.perf_counter()
+            try:
+                info, candidate = route(job, tolerance)
+                fidelity = gate(job, candidate, tolerance, name)
+            except (RouteFailed, HelperFailed, ToleranceNotMet) as exc:
+                missed_tolerance |= isinstance(exc, ToleranceNotMet)
+                not_taken.append(f"{name}: {exc}")
+                job.log(f"{name} route gave no model: {exc}")
+                continue
+            candidate.replace(job.out)
+            return {**info, "quantisation_s": round(time.perf_counter() - started, 3),
+                    "tolerance": tolerance,
+                    "tolerance_metric": "top-1 accuracy drop vs fp32 on the validation labels",
+                    "routes_not_taken": not_taken, **fidelity}
+        if not missed_tolerance:
+            raise RuntimeError("no quantisation route could run: " + "; ".join(not_taken))
+        raise ToleranceNotMet(
+            f"no dynamic INT8 model kept the validation accuracy drop <= {tolerance}: "
+            + "; ".join(not_taken))
 
-    def _inc(self, job: Job) -> dict[str, Any]:
-        rc, result, candidate = run_inc(job, self.id, "dynamic", ["--tolerance", "1.0"])
+    def _inc(self, job: Job, tolerance: float) -> tuple[dict[str, Any], Path]:
+        rc, result, candidate = run_inc(job, self.id, "dynamic", ["--tolerance", repr(tolerance)])
         if rc != 0 or not candidate.is_file():
             raise RouteFailed(f"quantize_inc.py (dynamic) exited {rc} without a model")
-        candidate.replace(job.out)
         return {
             "route": (f"neural-compressor {result['neural_compressor']} dynamic QOperator, "
                       f"quant_level {result['settings']['quant_level']}"),
             **inc_fields(result),
-        }
+        }, candidate
 
-    def _ort(self, job: Job) -> dict[str, Any]:
+    def _ort(self, job: Job, tolerance: float) -> tuple[dict[str, Any], Path]:
         import onnxruntime
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        candidate = job.scratch / "dynamic-int8.onnx"
         # ConvInteger, which dynamic quantisation makes of every Conv, has a CPU kernel for
         # uint8 weights only: QInt8 weights would not load on the CPU EP.
-        quantize_dynamic(str(job.fp32), str(job.out), weight_type=QuantType.QUInt8, per_channel=False)
+        quantize_dynamic(str(job.fp32), str(candidate), weight_type=QuantType.QUInt8,
+                         per_channel=False)
         return {
             "route": (
                 f"onnxruntime.quantization {onnxruntime.__version__} quantize_dynamic, "
                 "QUInt8 weights (ConvInteger)"
             ),
             "quantiser": "onnxruntime",
-        }
+        }, candidate
 
 
 class _StaticInt8(_Int8Variant):
@@ -313,19 +334,8 @@ class _StaticInt8(_Int8Variant):
                 f"neural-compressor tried {result['trials']} configurations, none met the "
                 f"tolerance (fp32 {result['fp32_accuracy']}, trials {result['trial_accuracies']})"
             )
-        int8, total = int8_layers(candidate)
-        if int8 < MIN_INT8_FRACTION * total:
-            raise ToleranceNotMet(
-                f"neural-compressor met the tolerance only by keeping {total - int8} of {total} "
-                f"weighted layers in fp32 (fewer than {MIN_INT8_FRACTION:.0%} INT8)"
-            )
         # Accept only what the serving onnxruntime confirms.
-        fidelity = job.fidelity(candidate)
-        if fidelity["accuracy_drop"] > self.tolerance + 1e-9:
-            raise ToleranceNotMet(
-                f"neural-compressor's model met the tolerance under onnxruntime "
-                f"{result['onnxruntime']} but drops {fidelity['accuracy_drop']:.4f} under this one"
-            )
+        fidelity = gate(job, candidate, self.tolerance, "neural-compressor")
         candidate.replace(job.out)
         settings = result["settings"]
         return {

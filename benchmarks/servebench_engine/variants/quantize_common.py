@@ -156,6 +156,27 @@ class Job:
 
 
 
+def gate(job: Job, candidate: Path, tolerance: float, who: str) -> dict[str, Any]:
+    """What "INT8 means INT8" asks of any candidate, whatever made it: at least
+    ``MIN_INT8_FRACTION`` of its weighted layers INT8, and a validation accuracy drop, measured
+    by the serving onnxruntime, within ``tolerance``. Its fidelity fields, or ToleranceNotMet."""
+    int8, total = int8_layers(candidate)
+    if int8 < MIN_INT8_FRACTION * total:
+        raise ToleranceNotMet(
+            f"{who} met the tolerance only by keeping {total - int8} of {total} "
+            f"weighted layers in fp32 (fewer than {MIN_INT8_FRACTION:.0%} INT8)"
+        )
+    fidelity = job.fidelity(candidate)
+    if fidelity["accuracy_drop"] > tolerance + 1e-9:
+        import onnxruntime
+
+        raise ToleranceNotMet(
+            f"{who}'s model drops {fidelity['accuracy_drop']:.4f} top-1 on the validation split "
+            f"under onnxruntime {onnxruntime.__version__}, over the tolerance {tolerance}"
+        )
+    return fidelity
+
+
 def int8_layers(model_path: Path) -> tuple[int, int]:
     """(INT8 layers, all weighted layers) of a quantised model, in either format: QOperator
     nodes (QLinearConv, ConvInteger, ...) or QDQ (a Conv/Gemm/MatMul fed dequantised weights)."""
