@@ -31,6 +31,14 @@ def test_local_run_benchmarks_collects_and_reports(tmp_path):
         assert record["status"] == "ok", record.get("reason")
         assert record["host_kind"] == "local" and record["profile"] == "quick"
         assert record["data"]["synthetic"] and record["model"]["random_weights"]
+    # The quick profile's load mode ran for onnx-cpu in its first repeat (the one bench.yml test
+    # that keeps it: the others turn it off for time): a knee under the bound, the generator's
+    # own ceiling above it, and the report's latency-under-load plot.
+    load = read_json(host / "onnx-cpu.json")["load"]
+    assert load["knee"]["p99_bound_ms"] == load["bound_ms"] > 0
+    assert load["closed_loop"]["points"] and load["open_loop"]["points"]
+    assert load["generator"]["max_issue_rps"] > load["best_closed_loop_rps"] > 0
+    assert read_json(host / "onnx-optimized.json")["load"] is None
     suite = read_json(host / "suite.json")
     assert suite["variants"] == VARIANTS and suite["runtimes"] == ["local"]
     assert read_json(host / "host_status.json") == {
@@ -42,7 +50,7 @@ def test_local_run_benchmarks_collects_and_reports(tmp_path):
 
     for name in ("report.md", "report.html"):
         assert (run_dir / name).stat().st_size > 0
-    assert {p.name for p in (run_dir / "plots").glob("*.png")} >= {"latency.png", "throughput.png"}
+    assert {p.name for p in (run_dir / "plots").glob("*.png")} >= {"latency.png", "throughput.png", "load.png"}
     assert "onnx-optimized" in (run_dir / "report.md").read_text()
 
     # Progress: one line per variant as its record lands, then the engine's summary.

@@ -18,6 +18,9 @@ from .conftest import LOCAL_INVENTORY, bench, food11_archive, node_vars, read_js
 pytestmark = pytest.mark.slow
 
 MODEL = "models/food11_quantized_aggressive.onnx"
+# The quick profile's load mode (about a minute per node here, two nodes sharing two cores) is
+# proven end to end in test_local_run.py; these tests are about shipping, fetching and failures.
+NO_LOAD = {"benchmark_load_variants": "none"}
 
 
 def test_bench_over_ssh_ships_runs_fetches_and_setup_is_idempotent(tmp_path, ssh_hosts, ssh_key,
@@ -28,7 +31,7 @@ def test_bench_over_ssh_ships_runs_fetches_and_setup_is_idempotent(tmp_path, ssh
         "edge_devices": {name: node_vars(h, ssh_key, tmp_path / name) for name, h in hosts.items()},
     })
     extravars = {
-        "profile": "quick",
+        "profile": "quick", **NO_LOAD,
         "model": str(shared_data / MODEL),
         "tflite_model": "",
         "food11_dataset_enabled": True,
@@ -52,6 +55,7 @@ def test_bench_over_ssh_ships_runs_fetches_and_setup_is_idempotent(tmp_path, ssh
         assert record["status"] == "ok", record.get("reason")
         assert record["host"] == name and record["host_kind"] == "edge"
         assert record["latency_ms"]["p50"] > 0 and record["batch_throughput"] > 0
+        assert record["load"] is None, "benchmark_load_variants=none did not reach the node"
         # The engine read the tree the dataset role laid out, not its synthetic stand-in.
         assert record["data"]["source"] == "food11" and not record["data"]["synthetic"]
         assert record["data"]["counts"]["evaluation"] == 22
@@ -100,7 +104,7 @@ def test_failed_hosts_keep_the_others_results_and_the_report(tmp_path, ssh_hosts
     # and the edge devices get that ONNX (they have no PyTorch), and its .tflite, converted
     # there in .venv-litert (`make test` builds it).
     run = bench(tmp_path, [LOCAL_INVENTORY, inventory], extravars={
-        "profile": "quick", "tflite_model": "", "bench_connect_timeout": 5,
+        "profile": "quick", **NO_LOAD, "tflite_model": "", "bench_connect_timeout": 5,
     })
 
     # The run says it failed, but only at the very end.
