@@ -18,6 +18,11 @@ The model, per host (every figure says what it rests on, in ``basis``):
   (``FIRST_REPEAT_S``, assumed). That assumes each loop's minimum count is reached within its
   minimum duration (full: single calls under 10 ms, batches under 100 ms); a slower host runs on
   up to the loop caps, given as ``engine_cap_s`` (the caps bound the timing, not prepare).
+- **The load mode** (``--load-variants``, else the profile's ``load_variants``) adds, per
+  (model, variant) it names, its first repeat's sweep: ``servebench_engine.load.planned_s`` of
+  the host kind's load profile on ``LOAD_CPUS[kind]`` CPUs (the sweep's points grow with the
+  CPUs), its least in the estimate and its most in ``engine_cap_s``. A measured figure has it
+  already (the runtime's span holds it), for the load variants that earlier run named.
 - **Setup.** A fresh node (chi-up's always are) installs Docker and builds one image per docker
   runtime (or the edge's venv): ``NODE_SETUP_S`` plus ``IMAGE_BUILD_S`` per runtime, all
   assumed (no run records its setup time), and ``COLLECT_S`` for fetching records afterwards.
@@ -42,6 +47,8 @@ from typing import Any
 
 import yaml
 
+from servebench_engine.load import for_profile as load_settings, planned_s
+from servebench_engine.load_mode import load_profile
 from servebench_engine.profiles import PROFILES, Profile
 
 # Assumptions (no run records them): a worker process's start (interpreter, runtime imports, model
@@ -53,6 +60,11 @@ FIRST_REPEAT_S = 60.0
 NODE_SETUP_S = 300.0
 IMAGE_BUILD_S = {"cpu": 900.0, "openvino": 600.0, "gpu": 1500.0, "arm": 900.0}
 COLLECT_S = 120.0
+# CPUs the load mode's sweep spans per host kind, before any run has reached the node: the
+# hardware's spec. The servers' AMD EPYC 7763 (docs/DESIGN.md) has 64 cores, 128 threads, a
+# socket (one socket assumed: a second adds one layout and one concurrency level, which the
+# cap's per-point bound covers poorly: the basis says so); a Raspberry Pi 5 has 4 cores.
+LOAD_CPUS = {"cpu_server": 128, "gpu_server": 128, "edge": 4}
 # Runtimes that run on the control machine itself: nothing to build.
 _NO_BUILD = {"local"}
 # Earlier runs looked at: the newest ones, and files no bigger than a run's own.
@@ -174,24 +186,61 @@ def unit_cap_s(profile: Profile) -> float:
             + profile.batch.warmup_s + profile.batch.max_s)
 
 
+@dataclass(frozen=True)
+class LoadPlan:
+    """The load mode on one host: the variants it runs for, and each one's (least, most) s."""
+
+    variants: frozenset[str] = frozenset()
+    least_s: float = 0.0
+    most_s: float = 0.0
+    basis: str = ""
+
+
+def load_plan(profile: Profile, kind: str, named: str | None,
+              selections: dict[str, list[str]]) -> LoadPlan:
+    """What the load mode adds on a host of ``kind``: ``named`` is ``--load-variants`` as given
+    (None: the profile's ``load_variants``; ``none``: no load mode)."""
+    if named is None or not str(named).strip():
+        ids = set(profile.load_variants)
+    elif str(named).strip().lower() == "none":
+        ids = set()
+    else:
+        ids = {i for part in str(named).split(",") for i in selections.get(part.strip(), [part.strip()])}
+    if not ids:
+        return LoadPlan()
+    cpus = LOAD_CPUS.get(kind, max(LOAD_CPUS.values()))
+    name = load_profile(profile.name, kind)
+    least, most = planned_s(load_settings(name), cpus)
+    return LoadPlan(frozenset(ids), least, most,
+                    f"load mode ({name} load profile, {cpus} CPUs assumed for {kind}): "
+                    f"{least:.0f} s least, {most:.0f} s most per model and variant it names")
+
+
 def estimate_host(runs: list[Run], profile: Profile, models: int, repeats: int,
-                  history: dict[str, Measured], timeout_s: float) -> dict:
+                  history: dict[str, Measured], timeout_s: float,
+                  load: LoadPlan = LoadPlan()) -> dict:
     """Seconds this host's part of the run is expected to take, with what each part rests on."""
-    engine, cap, basis = 0.0, 0.0, []
+    engine, cap, basis, over = 0.0, 0.0, [], []
     for run in runs:
         pairs = models * len(run.variants)
         units = pairs * repeats
+        loaded = models * len(load.variants.intersection(run.variants))
         if run.runtime in history:
             got = history[run.runtime]
             seconds = got.unit_s * units
             basis.append(f"{run.runtime}: {units} units x {got.unit_s:.0f} s measured in run {got.run_id}")
         else:
-            seconds = unit_s(profile) * units + FIRST_REPEAT_S * pairs
+            seconds = unit_s(profile) * units + FIRST_REPEAT_S * pairs + load.least_s * loaded
             basis.append(f"{run.runtime}: {units} units x {unit_s(profile):.0f} s from the "
                          f"{profile.name} profile's minimums + {FIRST_REPEAT_S:.0f} s assumed per "
-                         f"model and variant (prepare, accuracy)")
+                         f"model and variant (prepare, accuracy)"
+                         + (f" + {loaded} load sweep(s) x {load.least_s:.0f} s" if loaded else ""))
         engine += seconds
-        cap += max(seconds, unit_cap_s(profile) * units + FIRST_REPEAT_S * pairs)
+        if seconds > timeout_s:
+            over.append(f"{run.runtime} ({human(seconds)})")
+        cap += max(seconds, unit_cap_s(profile) * units + FIRST_REPEAT_S * pairs + load.most_s * loaded)
+    if load.variants & {v for run in runs for v in run.variants}:
+        basis.append(load.basis)
     builds = [r.runtime for r in runs if r.runtime not in _NO_BUILD]
     setup = (NODE_SETUP_S if builds else 0.0) + sum(IMAGE_BUILD_S.get(rt, max(IMAGE_BUILD_S.values()))
                                                    for rt in dict.fromkeys(builds))
@@ -206,7 +255,8 @@ def estimate_host(runs: list[Run], profile: Profile, models: int, repeats: int,
                            f"collect {human(COLLECT_S)} assumed"])
     return {"summary": summary, "estimate_s": round(setup + engine + COLLECT_S), "setup_s": round(setup),
             "engine_s": round(engine), "engine_cap_s": round(cap), "collect_s": round(COLLECT_S),
-            "timeout_s": round(timeout_s * len(runs)), "engine_runs": len(runs), "basis": basis}
+            "timeout_s": round(timeout_s * len(runs)), "engine_runs": len(runs), "basis": basis,
+            "over_timeout": over}
 
 
 def human(seconds: float) -> str:
@@ -286,7 +336,8 @@ def check(request: dict, now: datetime | None = None) -> dict:
             note = None
         runs = host_runs(spec, request["selections"], request.get("variants") or [])
         history = measured(Path(request["results_dir"]), profile.name, kind, host.get("node_type"))
-        est = estimate_host(runs, profile, models, repeats, history, timeout_s)
+        load = load_plan(profile, kind, host.get("load_variants"), request["selections"])
+        est = estimate_host(runs, profile, models, repeats, history, timeout_s, load)
         if note:
             est["basis"].insert(0, note)
         row = {"host": host["name"], **est, **verdict(host, est, now, margin_s, override)}
@@ -295,13 +346,19 @@ def check(request: dict, now: datetime | None = None) -> dict:
             out["refused"].append(row["message"])
         if "warning" in row:
             out["warnings"].append(row["warning"])
+        if est["over_timeout"]:
+            out["warnings"].append(
+                f"{host['name']}: engine run(s) {', '.join(est['over_timeout'])} are expected to "
+                f"take more than the engine time-out allows one run ({human(timeout_s)}): raise "
+                f"benchmark_timeout_s, or name fewer --load-variants (benchmark_load_variants)")
     return out
 
 
 def main() -> int:
     """stdin: {"profile", "models": [...], "repeats": "" | N, "variants": [...], "selections":
     {id or group: [ids]}, "repo", "results_dir", "margin_s", "override": "-e ...", "hosts":
-    [{"name", "kind", "lease_end", "node_type", "deployment", "runs": null | [...]}]};
+    [{"name", "kind", "lease_end", "node_type", "deployment", "runs": null | [...],
+    "load_variants": null | "none" | "id,group,..."}]};
     stdout: :func:`check`'s answer. Exit 2 with one line on input it cannot read."""
     try:
         print(json.dumps(check(json.loads(sys.stdin.read()))))

@@ -101,3 +101,17 @@ def test_a_relative_model_path_is_read_from_the_working_folder(world):
     assert done.returncode == 0, done.stdout[-3000:]
     assert "does not exist" not in done.stdout
     assert f"item=model={world / 'models' / 'mine.onnx'}" in done.stdout, done.stdout[-3000:]
+
+
+def test_a_malformed_targets_file_fails_the_plan_before_any_host(world):
+    # The plan reads the targets' knee bounds (the engine's --load-bound-ms), so a bad file is
+    # refused there, with the report's one line, not after an hour of measuring.
+    bad = world / "targets.yml"
+    bad.write_text("targets:\n  mine:\n    judged_on: [cpu_server]\n    criteria:\n"
+                   "      knee_rps_at_least: {p99_ms: -3, rps: 10}\n")
+    before = snapshot(world)
+    done = bench("-e", f"targets_file={bad}", "-e", f"results_dir={world / 'results'}", cwd=world)
+    assert done.returncode != 0
+    assert "targets.mine.criteria.knee_rps_at_least.p99_ms" in done.stdout, done.stdout[-3000:]
+    assert "Traceback" not in done.stdout and "Setup |" not in done.stdout
+    assert snapshot(world) == before

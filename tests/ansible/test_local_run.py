@@ -5,16 +5,30 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import LOCAL_INVENTORY, bench, read_json
+from .conftest import LOCAL_INVENTORY, REPO, bench, read_json
 
 pytestmark = pytest.mark.slow
 
 VARIANTS = ["onnx-cpu", "onnx-optimized"]
 
 
+# The shipped targets plus a knee criterion: its p99 bound must become the engine's
+# --load-bound-ms (the plan reads it; a local host is judged against every target).
+KNEE_TARGET = """
+  serving:
+    title: Serving under load
+    judged_on: [cpu_server]
+    criteria:
+      knee_rps_at_least: {p99_ms: 35, rps: 1}
+"""
+
+
 def test_local_run_benchmarks_collects_and_reports(tmp_path):
+    targets = tmp_path / "targets.yml"
+    targets.write_text((REPO / "targets.yml").read_text() + KNEE_TARGET)
     run = bench(tmp_path, [LOCAL_INVENTORY],
-                extravars={"profile": "quick", "variants": ",".join(VARIANTS)})
+                extravars={"profile": "quick", "variants": ",".join(VARIANTS),
+                           "targets_file": str(targets)})
 
     assert run.ok, (run.rc, run.status, run.artifact_dir)
     assert run.run_id.endswith("-local-quick")
@@ -35,7 +49,7 @@ def test_local_run_benchmarks_collects_and_reports(tmp_path):
     # that keeps it: the others turn it off for time): a knee under the bound, the generator's
     # own ceiling above it, and the report's latency-under-load plot.
     load = read_json(host / "onnx-cpu.json")["load"]
-    assert load["knee"]["p99_bound_ms"] == load["bound_ms"] > 0
+    assert load["knee"]["p99_bound_ms"] == load["bound_ms"] == 35
     assert load["closed_loop"]["points"] and load["open_loop"]["points"]
     assert load["generator"]["max_issue_rps"] > load["best_closed_loop_rps"] > 0
     assert read_json(host / "onnx-optimized.json")["load"] is None
@@ -51,7 +65,10 @@ def test_local_run_benchmarks_collects_and_reports(tmp_path):
     for name in ("report.md", "report.html"):
         assert (run_dir / name).stat().st_size > 0
     assert {p.name for p in (run_dir / "plots").glob("*.png")} >= {"latency.png", "throughput.png", "load.png"}
-    assert "onnx-optimized" in (run_dir / "report.md").read_text()
+    report = (run_dir / "report.md").read_text()
+    assert "onnx-optimized" in report
+    # ...and judged there, at the bound it was searched at.
+    assert "knee (p99 ≤ 35 ms)" in report
 
     # Progress: one line per variant as its record lands, then the engine's summary.
     waits = [e for e in run.task_results("Benchmark | wait for each variant's record (local)")

@@ -120,3 +120,56 @@ def test_command_line_one_line_error():
                           capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("error: cannot estimate the run's time") and done.stderr.count("\n") == 1
+
+
+def test_load_mode_time_counted_per_named_variant_and_kind(tmp_path):
+    """The load sweep is the first repeat's longest part on a big node: the estimate adds its
+    settings-derived least per (model, variant) it names, its most to the cap, and nothing
+    for ``none`` or for variants the host does not run."""
+    full = PROFILES["full"]
+    runs = [Run("cpu", ("onnx-cpu", "onnx-optimized"))]
+    plan = estimate.load_plan(full, "cpu_server", None, SELECTIONS)   # full's own: onnx-cpu + INT8
+    assert "onnx-cpu" in plan.variants and plan.least_s > 0 and plan.most_s > plan.least_s
+    # The sweep grows with the CPUs: the Pi's 4 cores, the edge load profile, sweep less.
+    edge = estimate.load_plan(full, "edge", None, SELECTIONS)
+    assert "edge load profile, 4 CPUs" in edge.basis and "full load profile, 128 CPUs" in plan.basis
+    without = estimate.estimate_host(runs, full, 2, 3, {}, 14_400)
+    with_load = estimate.estimate_host(runs, full, 2, 3, {}, 14_400, plan)
+    # 2 models x 1 named variant this run has (onnx-optimized is not named).
+    assert with_load["engine_s"] - without["engine_s"] == round(2 * plan.least_s)
+    assert with_load["engine_cap_s"] - without["engine_cap_s"] >= round(2 * plan.most_s) - 1
+    assert plan.basis in with_load["basis"] and "2 load sweep(s)" in with_load["basis"][0]
+    assert estimate.load_plan(full, "cpu_server", "none", SELECTIONS).variants == frozenset()
+    named = estimate.load_plan(full, "cpu_server", "onnx-optimized", SELECTIONS)
+    assert estimate.estimate_host(runs, full, 2, 3, {}, 14_400, named)["engine_s"] == with_load["engine_s"]
+    # Through check(): a host's own benchmark_load_variants, as lease_check.yml passes it.
+    request = _request(tmp_path, "2026-12-06T18:00")
+    request["hosts"][0]["load_variants"] = "none"
+    quiet = estimate.check(request, now=NOW)["hosts"][0]
+    request["hosts"][0]["load_variants"] = None
+    loud = estimate.check(request, now=NOW)["hosts"][0]
+    assert loud["engine_s"] > quiet["engine_s"] and not any("load mode" in b for b in quiet["basis"])
+
+
+def test_planned_load_time_brackets_the_knee_search():
+    from servebench_engine.load import for_profile, planned_s
+    from servebench_engine.load.knee import max_probes
+
+    smoke = for_profile("smoke")
+    # start 0.5 halves to 0.25, 0.125, 0.0625 (>= the 0.05 floor): 4 bracket probes, the top, 1 step.
+    assert max_probes(smoke) == 4 + 1 + 1
+    least, most = planned_s(smoke, cpus=2)
+    # 2 layouts x 2 concurrency levels, no curve rates, one knee probe, the generator's point.
+    assert least == pytest.approx((4 + 0 + 1 + 1) * (0.1 + 3 * 0.2))
+    assert most > least and planned_s(smoke, cpus=8)[0] > least
+
+
+def test_expected_engine_time_past_the_time_out_warns(tmp_path):
+    request = _request(tmp_path, "2026-12-30T18:00", profile="quick")
+    request["hosts"][0]["load_variants"] = "all"
+    out = estimate.check(request, now=NOW)
+    (warning,) = [w for w in out["warnings"] if "engine time-out" in w]
+    assert "engine run(s) cpu (" in warning and "(20 min)" in warning
+    assert "benchmark_load_variants" in warning
+    request["hosts"][0]["load_variants"] = "none"
+    assert estimate.check(request, now=NOW)["warnings"] == []

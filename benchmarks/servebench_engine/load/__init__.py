@@ -7,7 +7,7 @@ cost on a null model. Standard library and numpy only: no runtime is imported he
 hands in a factory that opens sessions.
 """
 
-from .run import run_load
+from .run import planned_s, run_load
 from .settings import LOAD_PROFILES, LoadSettings, for_profile
 
-__all__ = ["LOAD_PROFILES", "LoadSettings", "for_profile", "run_load"]
+__all__ = ["LOAD_PROFILES", "LoadSettings", "for_profile", "planned_s", "run_load"]

@@ -37,6 +37,15 @@ def judge(point: dict, settings: LoadSettings) -> tuple[bool, str]:
     return True, f"p99 {lat['p99']:.2f} ms <= bound {settings.p99_bound_ms} ms"
 
 
+def max_probes(settings: LoadSettings) -> int:
+    """The most probes :func:`search` makes: every halving of the bracket's start down to its
+    floor, the top, and every bisection step (no run makes all three: a bound, for planning)."""
+    halvings, lo = 0, settings.knee_start_fraction
+    while lo / 2 >= settings.knee_low_fraction * (1 - 1e-9):
+        lo, halvings = lo / 2, halvings + 1
+    return 1 + halvings + 1 + settings.knee_steps
+
+
 def search(measure: Callable[[float], dict], ceiling_rps: float, settings: LoadSettings) -> dict:
     """Find the knee below the closed-loop ceiling: bracket, then bisect.
 

@@ -17,7 +17,7 @@ import numpy as np
 from .. import environment
 from ..stats import min_queries
 from .closedloop import closed_point
-from .knee import search
+from .knee import max_probes, search
 from .openloop import Infer, OpenStream, open_point
 from .settings import LoadSettings
 
@@ -43,6 +43,22 @@ def concurrency_levels(settings: LoadSettings, cpus: int) -> list[int]:
         levels.append(k)
         k *= 2
     return levels
+
+
+def planned_s(settings: LoadSettings, cpus: int) -> tuple[float, float]:
+    """(least, most) seconds :func:`run_load` takes on ``cpus`` CPUs, from the settings alone,
+    for planning a run before any node is reached: least, every closed-loop point and curve
+    rate settled in ``stability_windows`` windows of ``window_s`` and the knee decided by one
+    probe; most, every point through ``max_windows`` windows of
+    ``max_window_s``, the knee through its most probes, and the generator's saturation cap.
+    Model loads and first calls are not counted (the timed loops' estimate has them)."""
+    closed = len(settings.layouts or default_layouts(cpus)) * len(concurrency_levels(settings, cpus))
+    curve = len(settings.rates) or len(settings.rate_fractions)
+    least_point = settings.warmup_s + settings.stability_windows * settings.window_s
+    most_point = settings.warmup_s + settings.max_windows * settings.max_window_s + settings.grace_s
+    least = (closed + curve + 1 + 1) * least_point  # the last 1: the generator's null-model point
+    most = (closed + curve + max_probes(settings) + 1) * most_point + SATURATION_CAP_S
+    return least, most
 
 
 def run_load(factory: Factory, sample: np.ndarray, settings: LoadSettings | None = None, *,

@@ -323,3 +323,41 @@ def _parse_target(path: Path, tid: str, body: Any) -> Target:
 
     return Target(id=tid, title=body.get("title", tid), hardware=body.get("hardware", ""),
                   judged_on=tuple(judged_on), criteria=tuple(parsed))
+
+
+def knee_bounds(targets: Targets) -> dict[str, float]:
+    """The p99 bound the load mode searches its knee at, per host kind: the bound of the knee
+    criterion judging that kind (the strictest when several do: the engine searches one), and
+    for ``local`` (judged against every target) the strictest of all. Kinds no knee criterion
+    judges are absent: the engine then uses its load profile's own bound."""
+    out: dict[str, float] = {}
+    for target in targets.targets:
+        for criterion, _rps in target.criteria:
+            if criterion.bound_ms is None:
+                continue
+            for kind in (*target.judged_on, "local"):
+                out[kind] = min(out.get(kind, criterion.bound_ms), criterion.bound_ms)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m servebench.report.targets FILE``: the file checked, and its knee bounds per
+    host kind as JSON (bench.yml's plan reads it before touching any host). Exit 2 with one
+    line on a bad file."""
+    import json
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        if len(args) != 1:
+            raise ConfigError("usage: python -m servebench.report.targets TARGETS_FILE")
+        bounds = knee_bounds(load_targets(Path(args[0])))
+    except ConfigError as exc:
+        print(f"error: {exc.format()}", file=sys.stderr)
+        return 2
+    print(json.dumps({"knee_bounds": bounds}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
