@@ -11,8 +11,10 @@ INC_PACKAGES := neural-compressor==3.7.1 "numpy<2" six onnx==1.16.2 onnxruntime=
 # The converter needs torch on the CPU only; 2.13.0 is the release its tests convert and check
 # with (any torch litert-torch 0.10 supports would do, apart from .venv's, which torchvision pins);
 # onnx2torch without its deps, which would add torchvision (the converter never uses it).
+# ai-edge-quantizer (tflite-int8's quantize_tflite.py) comes with litert-torch; pinned so that a
+# fresh machine quantises with the version the tests check.
 LITERT_VENV := .venv-litert
-LITERT_PACKAGES := torch==2.13.0 litert-torch==0.10.0 onnx==1.23.2
+LITERT_PACKAGES := torch==2.13.0 litert-torch==0.10.0 ai-edge-quantizer==0.10.0 onnx==1.23.2
 LITERT_NODEPS := onnx2torch==1.5.15
 PROFILE ?= full
 # Extra ansible-playbook arguments, e.g. ARGS='--tags report' or ARGS='-e variants=onnx-cpu'.

@@ -18,16 +18,19 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from . import data as data_mod
 from . import load_mode
 from .errors import EXIT_CODES, ExitCode, InputError, exit_status
 from .model import PROGRAM_SUFFIX, PreparedModel, export_program, prepare_model
-from .model import check_names, common_data_config, pair_tflite
-from .profiles import PROFILES
+from .model import DataConfig, check_names, common_data_config, pair_tflite
+from .profiles import PROFILES, Profile
 from .results import copy_atomic
 from .settings import DATA_ENV, Settings, add_arguments
 from .suite import ARTIFACTS, SuiteConfig, run_suite
 from .variants import GROUPS, REGISTRY, resolve_selection
+from .variants.quantize_common import budget_for, calibration_images
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line like every other input error."""
@@ -98,6 +101,12 @@ def run(argv: list[str] | None) -> int:
         if len(model_args) > 1:
             raise InputError("--export-only writes one model: give at most one --model")
         return export_only(model_args[0], args.export_only, args.allow_pickle)
+    if args.export_calibration is not None:
+        if len(model_args) > 1:
+            raise InputError("--export-calibration writes one model's images: give at most one "
+                             "--model")
+        return export_calibration(model_args[0], args.export_calibration, PROFILES[args.profile],
+                                  _data_root(args.data), args.allow_pickle)
     names = check_names(model_args)
     try:
         variants = resolve_selection(args.variants)
@@ -109,6 +118,9 @@ def run(argv: list[str] | None) -> int:
         raise InputError(f"--load-variants: {e} (or none)") from None
     out = _check_out(args.out)
     tflites = pair_tflite(names, [_check_file(t, "--tflite-model") for t in args.tflite_model])
+    int8_tflites = pair_tflite(
+        names, [_check_file(t, "--tflite-int8-model") for t in args.tflite_int8_model],
+        "--tflite-int8-model", ".int8.tflite")
     quantizer = _check_python(args.quantizer_python, "--quantizer-python", "Neural Compressor")
     converter = _check_python(args.tflite_converter_python, "--tflite-converter-python",
                               "TFLite converter")
@@ -129,29 +141,16 @@ def run(argv: list[str] | None) -> int:
             (staging / name).mkdir()
             models.append(prepare_model(arg, staging / name, allow_pickle=args.allow_pickle))
             models[-1].tflite_model = tflites.get(name)
+            models[-1].tflite_int8_model = int8_tflites.get(name)
         classes = {m.num_classes for m in models}
         if len(classes) > 1:
             raise InputError("the models give different numbers of classes ("
                              + ", ".join(f"{m.name}: {m.num_classes}" for m in models)
                              + "); one run scores every model against the same labels")
-        num_classes = models[0].num_classes
         # The images are preprocessed as the models' own data config says (size, mean/std,
         # interpolation), not a constant: a 256x256 bicubic model gets 256x256 bicubic images.
-        config = common_data_config(models)
-        if data_root is None:
-            data_root = data_mod.make_synthetic_tree(
-                staging / "synthetic-food11", num_classes, profile.synthetic_per_class)
-            _say("data: no Food-11 tree given, generated a synthetic one "
-                 "(accuracy on it means nothing)")
-            dataset = data_mod.load_dataset(data_root, profile.images_per_class, synthetic=True,
-                                            config=config)
-        else:
-            _say(f"data: loading {data_root} (up to {profile.images_per_class} images per class "
-                 "per split)...")
-            dataset = data_mod.load_dataset(data_root, profile.images_per_class, config=config)
-        if len(dataset.classes) != num_classes:
-            raise InputError(f"the data has {len(dataset.classes)} classes but the model outputs "
-                             f"{num_classes}")
+        dataset = _load_data(data_root, staging, models[0].num_classes, profile,
+                             common_data_config(models))
 
         # Everything checked: from here on, --out is written.
         try:
@@ -163,13 +162,39 @@ def run(argv: list[str] | None) -> int:
     return ExitCode.OK
 
 
-def export_only(model_arg: Path | None, dest: Path, allow_pickle: bool = False) -> int:
+def _load_data(data_root: Path | None, staging: Path, num_classes: int, profile: Profile,
+               config: DataConfig) -> data_mod.Dataset:
+    """The validation and evaluation splits from ``data_root``, or from a synthetic tree made in
+    ``staging`` when there is none; an InputError when its classes are not the model's."""
+    if data_root is None:
+        data_root = data_mod.make_synthetic_tree(
+            staging / "synthetic-food11", num_classes, profile.synthetic_per_class)
+        _say("data: no Food-11 tree given, generated a synthetic one "
+             "(accuracy on it means nothing)")
+        dataset = data_mod.load_dataset(data_root, profile.images_per_class, synthetic=True,
+                                        config=config)
+    else:
+        _say(f"data: loading {data_root} (up to {profile.images_per_class} images per class "
+             "per split)...")
+        dataset = data_mod.load_dataset(data_root, profile.images_per_class, config=config)
+    if len(dataset.classes) != num_classes:
+        raise InputError(f"the data has {len(dataset.classes)} classes but the model outputs "
+                         f"{num_classes}")
+    return dataset
+
+
+def _check_dest(dest: Path, flag: str, kind: str) -> None:
+    """A file to write: not a folder, in a folder that exists and is writable."""
     if dest.exists() and dest.is_dir():
-        raise InputError(f"--export-only {dest} is a directory; give the .onnx file to write")
+        raise InputError(f"{flag} {dest} is a directory; give the {kind} file to write")
     if not dest.parent.is_dir():
-        raise InputError(f"--export-only {dest}: folder {dest.parent} does not exist")
+        raise InputError(f"{flag} {dest}: folder {dest.parent} does not exist")
     if not os.access(dest.parent, os.W_OK):
-        raise InputError(f"--export-only {dest}: folder {dest.parent} is not writable")
+        raise InputError(f"{flag} {dest}: folder {dest.parent} is not writable")
+
+
+def export_only(model_arg: Path | None, dest: Path, allow_pickle: bool = False) -> int:
+    _check_dest(dest, "--export-only", ".onnx")
     with tempfile.TemporaryDirectory(prefix="servebench-") as tmp:
         _say(f"model: {model_arg or 'random-init MobileNetV2 (no --model given)'}...")
         model = prepare_model(model_arg, Path(tmp), allow_pickle=allow_pickle)
@@ -181,6 +206,26 @@ def export_only(model_arg: Path | None, dest: Path, allow_pickle: bool = False) 
             export_program(model.torch_model(), dest.with_suffix(PROGRAM_SUFFIX), dest)
     _say(f"exported {dest} ({model.num_classes} classes, "
          f"{'RANDOM' if model.random_weights else 'given'} weights)")
+    return ExitCode.OK
+
+
+def export_calibration(model_arg: Path | None, dest: Path, profile: Profile,
+                       data_root: Path | None, allow_pickle: bool = False) -> int:
+    """The images the INT8 variants would calibrate on in a run with ``profile`` and this data,
+    as a float32 .npy: what quantize_tflite.py takes on a prep host (playbooks/prepare.yml)."""
+    _check_dest(dest, "--export-calibration", ".npy")
+    if data_root is not None:
+        data_mod.check_tree(data_root)
+    with tempfile.TemporaryDirectory(prefix="servebench-") as tmp:
+        _say(f"model: {model_arg or 'random-init MobileNetV2 (no --model given)'}...")
+        model = prepare_model(model_arg, Path(tmp), allow_pickle=allow_pickle)
+        dataset = _load_data(data_root, Path(tmp), model.num_classes, profile, model.data_config)
+        images = calibration_images(dataset.splits["validation"].images, budget_for(profile))
+        staged = Path(tmp) / "calibration.npy"
+        np.save(staged, images, allow_pickle=False)
+        copy_atomic(staged, dest)  # a reader never sees half the images
+    _say(f"exported {len(images)} calibration images ({profile.name} profile, "
+         f"{'synthetic' if dataset.synthetic else dataset.root} data) to {dest}")
     return ExitCode.OK
 
 

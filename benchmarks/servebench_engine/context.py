@@ -36,6 +36,7 @@ class Context:
     # Builds a fresh torch.nn.Module in eval mode; None when only an .onnx was given.
     torch_model: Callable[[], Any] | None = None
     tflite_model: Path | None = None   # this model's .tflite, when one was given
+    tflite_int8_model: Path | None = None  # this model's INT8 .tflite, when one was given
     # bench-run's settings (threads, quantizer_python, ...): each is also ``ctx.<name>``, and
     # Context(threads=2) / dataclasses.replace(ctx, threads=2) set it (see below).
     settings: Settings = field(default_factory=Settings)
@@ -58,7 +59,8 @@ class Context:
 def _settings_as_keywords(init: Callable[..., None]) -> Callable[..., None]:
     """Let Context's keywords include the settings' fields: ``Context(..., threads=2)`` is
     ``Context(..., settings=Settings(threads=2))``; a Context's own field of the same name
-    (``tflite_model``: this model's, not the list given) stays the Context's."""
+    (``tflite_model``, ``tflite_int8_model``: this model's, not the list given) stays the
+    Context's."""
     own = {f.name for f in dataclasses.fields(Context)}
     names = {f.name for f in dataclasses.fields(Settings)} - own
 

@@ -101,6 +101,13 @@ class Settings:
         help="a .tflite model for the tflite variant (default: the model converted with "
              "--tflite-converter-python; with neither, tflite is skipped); with several --model, "
              "one per model, named like it (<model name>.tflite)")
+    tflite_int8_model: tuple[Path, ...] = setting(
+        None, "path", metavar="PATH", repeatable=True,
+        help="a full-integer INT8 .tflite for the tflite-int8 variant (default: the float "
+             ".tflite quantised with ai-edge-quantizer in --tflite-converter-python's "
+             "environment); it is still checked against the float .tflite (--tflite-model, or "
+             "converted) on the evaluation split where one is there, and the record says when "
+             "none is; with several --model, one per model, named <model name>.int8.tflite")
     tflite_converter_python: str | None = setting(
         None, "str", metavar="PATH",
         help="Python of the TFLite converter environment (onnx2torch + litert-torch; `make "
@@ -130,7 +137,8 @@ class Settings:
         None, "float", knob="benchmark_load_bound_ms", metavar="MS", minimum=0.1,
         maximum=600_000,
         help="the p99 bound (ms) the load mode's knee search judges each arrival rate by "
-             "(default: the load profile's: 20 ms on servers, 200 ms on an edge host)")
+             "(default: the load profile's: 20 ms on servers, 200 ms on an edge host; bench.yml "
+             "passes the p99_ms of the targets' knee_rps_at_least judging the host's kind)")
     allow_pickle: bool = setting(
         False, "bool", knob="model_allow_pickle",
         help="let a .pth model be a whole pickled module: loading one runs any code it holds, "
@@ -139,6 +147,13 @@ class Settings:
         None, "path", metavar="FILE",
         help="write the model's ONNX form (checked; the random-init network when no --model) to "
              "FILE and exit without benchmarking: how a prep host makes the one model every edge "
+             "device then serves")
+    export_calibration: Path | None = setting(
+        None, "path", metavar="FILE",
+        help="write the images the INT8 variants calibrate on (the first of the validation split, "
+             "as many as --profile's budget: smoke 8, quick 16, full 128; from --data, "
+             f"${DATA_ENV} or the synthetic tree; preprocessed as the model wants them) to FILE, a "
+             "float32 NCHW .npy, and exit: how a prep host quantises the INT8 .tflite every edge "
              "device then serves")
     list_variants: bool = setting(
         False, "bool", help="print the variant ids and the class of each, and exit")

@@ -127,6 +127,8 @@ def _job(cfg: SuiteConfig, model: PreparedModel, vid: str, run: dict, shared: di
             "num_classes": model.num_classes,
             "torch": shared["torch"][model.name],
             "tflite_model": str(model.tflite_model.resolve()) if model.tflite_model else None,
+            "tflite_int8_model": (str(model.tflite_int8_model.resolve())
+                                  if model.tflite_int8_model else None),
         },
         "settings": cfg.settings.job(),
     }

@@ -215,6 +215,7 @@ def context(job: dict, say: Callable[[str], None]) -> Context:
         splits=_splits(job["splits"]),
         torch_model=torch_factory(c["torch"]),
         tflite_model=_optional_path(c["tflite_model"]),
+        tflite_int8_model=_optional_path(c["tflite_int8_model"]),
         settings=Settings.from_job(job["settings"]),
         log=say,
     )

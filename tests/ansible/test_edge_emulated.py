@@ -34,7 +34,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     reason="an emulated arm64 Pi (qemu-user): 9 min to build its image, 16 min to run, over CI's budget; opt in with SERVEBENCH_REAL_NODES=1")]
 
 EDGE_VARIANTS = ["onnx-cpu", "onnx-unoptimized", "onnx-optimized", "onnx-int8-dynamic",
-                 "onnx-int8-static-aggressive", "onnx-int8-static-conservative", "tflite"]
+                 "onnx-int8-static-aggressive", "onnx-int8-static-conservative", "tflite",
+                 "tflite-int8"]
 
 
 def tiny_classifier(dest: Path) -> Path:

@@ -174,6 +174,11 @@ def test_setup_roles_in_check_mode_render_pinned_files(tmp_path, ssh_hosts, ssh_
     # The torch variants serve the prepared .pt2: no torchvision; Inductor gets its compiler.
     assert "torchvision==" not in cpu_file and "g++" in cpu_file
     assert "onnxruntime-openvino==1.24.1" in dockerfiles[("cpu1", "openvino")]
+    # The openvino image's openvino is the EP's own release (and so numpy < 2.4); the cpu image's
+    # serves torch-compile-openvino beside torch and numpy 2.4.
+    for pin in ("openvino==2025.4.1", "numpy==2.3.5"):
+        assert pin in dockerfiles[("cpu1", "openvino")], pin
+    assert "openvino==2026.4.1" in cpu_file and "numpy==2.4.6" in cpu_file
     gpu_file = dockerfiles[("gpu1", "gpu")]
     assert "onnxruntime-gpu==1.31.1" in gpu_file and "tensorrt-cu13-libs==10.16.1.11" in gpu_file
     assert "--extra-index-url https://pypi.nvidia.com" in gpu_file and "cu12" not in gpu_file

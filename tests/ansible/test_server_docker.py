@@ -31,7 +31,7 @@ from servebench.runner import run_playbook
 from tests.support.control_side import (ENGINE_ENV, SECRETS, kill_tree, process_environ,
                                         processes_naming, start_bench, wait_until)
 from tests.support.docker import DockerUnavailable, docker_cli, ensure_base_image
-from tests.support.helper_envs import helper_python
+from tests.support.helper_envs import LITERT_PROBE, helper_python
 
 from .conftest import (
     LOCAL_INVENTORY,
@@ -53,7 +53,8 @@ WHEELS = Path("/opt/wheels")              # this machine's torch-2.13.0+cpu whee
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 CPU_VARIANTS = ["torch-eager", "torch-compile", "onnx-cpu", "onnx-unoptimized", "onnx-optimized",
                 "onnx-int8-dynamic",
-                "onnx-int8-static-aggressive", "onnx-int8-static-conservative", "tflite"]
+                "onnx-int8-static-aggressive", "onnx-int8-static-conservative", "tflite",
+                "tflite-int8"]
 GPU_VARIANTS = ["onnx-cuda", "onnx-tensorrt"]
 
 
@@ -182,9 +183,8 @@ def _failures(run) -> list[str]:
 @pytest.mark.timeout(3000)
 def test_gpu_server_over_ssh_builds_images_and_runs_every_variant_inside(
         tmp_path, ssh_hosts, ssh_key, node_docker):
-    # The prepare play converts the node's .tflite there.
-    helper_python(".venv-litert", "import importlib.util, litert_torch; "
-                                   "assert importlib.util.find_spec('onnx2torch'), 'no onnx2torch'")
+    # The prepare play converts the node's .tflite there, and quantises it to INT8.
+    helper_python(".venv-litert", LITERT_PROBE)
     if not any(WHEELS.glob("torch-*+cpu-*.whl")):
         pytest.skip(f"no torch CPU wheel in {WHEELS}: PyTorch's CPU index is unreachable here")
     tag = f"test-{uuid.uuid4().hex[:8]}"

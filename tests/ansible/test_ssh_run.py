@@ -93,8 +93,8 @@ def test_failed_hosts_keep_the_others_results_and_the_report(tmp_path, ssh_hosts
     gone = ssh_hosts("127.0.0.4")
     gone.stop()  # its address and port now refuse connections: unreachable
     inventory = write_inventory(tmp_path / "chi_test.yml", {"edge_devices": {
-        "good": node_vars(good, ssh_key, tmp_path / "good",
-                          benchmark_runs=[{"runtime": "arm", "variants": ["onnx-cpu", "tflite"]}]),
+        "good": node_vars(good, ssh_key, tmp_path / "good", benchmark_runs=[
+            {"runtime": "arm", "variants": ["onnx-cpu", "tflite", "tflite-int8"]}]),
         # bench-run exits 2 (bad input) on a model path that does not exist on the node.
         "crash": node_vars(crash, ssh_key, tmp_path / "crash",
                            benchmark_model_on_node=str(tmp_path / "no-such-model.onnx")),
@@ -102,7 +102,7 @@ def test_failed_hosts_keep_the_others_results_and_the_report(tmp_path, ssh_hosts
     }})
     # No model: the prepare play exports the random-init MobileNetV2 once, on the control node,
     # and the edge devices get that ONNX (they have no PyTorch), and its .tflite, converted
-    # there in .venv-litert (`make test` builds it).
+    # there in .venv-litert (`make test` builds it), and that .tflite quantised to INT8 there.
     run = bench(tmp_path, [LOCAL_INVENTORY, inventory], extravars={
         "profile": "quick", **NO_LOAD, "tflite_model": "", "bench_connect_timeout": 5,
     })
@@ -122,6 +122,25 @@ def test_failed_hosts_keep_the_others_results_and_the_report(tmp_path, ssh_hosts
     assert tflite["status"] == "ok", tflite.get("reason")
     assert tflite["model_size_bytes"] == converted.stat().st_size
     assert tflite["info"]["input_layout"] == "NCHW" and tflite["accuracy"]["total"] > 0
+    # The INT8 .tflite made on the control node, served by the node after its own gate against
+    # the float .tflite shipped beside it.
+    int8 = read_json(run_dir / "good" / "tflite-int8.json")
+    quantised = run_dir / "prepared" / "random-init-mobilenet_v2.int8.tflite"
+    assert int8["status"] == "ok", int8.get("reason")
+    assert int8["model_size_bytes"] == quantised.stat().st_size < converted.stat().st_size / 3
+    assert (int8["info"]["tflite_int8_source"], int8["info"]["input_dtype"]) == ("given", "int8")
+    assert int8["info"]["tolerance_checked"] is True and int8["info"]["evaluation_images"] > 0
+    # What the prepare stage made, each file with its digest and how it was made.
+    made = {f["file"]: f for f in read_json(run_dir / "prepared" / "artifacts.json")["files"]}
+    assert set(made) == {f"random-init-mobilenet_v2{suffix}" for suffix in (
+        ".onnx", ".pt2", ".tflite", ".calibration.npy", ".int8.tflite")}
+    for name, entry in made.items():
+        content = (run_dir / "prepared" / name).read_bytes()
+        assert (entry["size_bytes"], entry["sha256"]) == (len(content), hashlib.sha256(content).hexdigest())
+    assert made[quantised.name]["made"]["route"] == "float .tflite -> ai-edge-quantizer (static_wi8_ai8)"
+    assert made[quantised.name]["made"]["tool_versions"]["ai_edge_quantizer"] == "0.10.0"
+    assert made[converted.name]["made"]["route"] == "onnx -> onnx2torch -> litert-torch"
+    assert made["random-init-mobilenet_v2.calibration.npy"]["made"]["details"]["profile"] == "quick"
     assert read_json(run_dir / "good" / "host_status.json")["status"] == "ok"
 
     crashed = read_json(run_dir / "crash" / "host_status.json")

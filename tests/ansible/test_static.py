@@ -43,6 +43,8 @@ def test_the_benchmark_tag_alone_still_prepares_the_nodes_models():
     prepare = plays["Prepare | export and convert the models once for the nodes"]
     assert "Prepare | export each model to ONNX" in prepare
     assert "Prepare | convert each float model to a float32 .tflite" in prepare
+    assert "Prepare | quantise each float .tflite to a full-integer INT8 .tflite" in prepare
+    assert "Prepare | list what was made here (prepared/artifacts.json)" in prepare
     assert "Benchmark | ship, run, show progress" in plays["Benchmark | run the suite on every target"]
     assert "tasks:\n\n" in plays["Setup | configure the benchmark targets"] + "\n"  # none listed
 

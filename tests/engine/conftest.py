@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from servebench_engine import cli
+from tests.support.helper_envs import LITERT_PROBE, helper_python
+from tests.support.variant_context import make_context, tiny_assets  # noqa: F401
 
 SHARED_INT8_SIZE = 2_415_126
 SHARED_INT8_SHA256 = "145cc77269f63bb3b2c022ace1588767a68e3e86ac7566d972825c9dedb85348"
@@ -20,6 +23,36 @@ def shared_int8(shared_data: Path) -> Path:
     if not path.is_file():
         pytest.skip(f"shared INT8 model missing at {path} (see ../shared/data/README.md)")
     return path
+
+
+@pytest.fixture
+def litert():
+    from servebench_engine.variants.tflite_variant import interpreter_class
+
+    if interpreter_class() is None:
+        pytest.skip("no TFLite runtime installed (ai-edge-litert or tflite-runtime)")
+
+
+@pytest.fixture
+def converter_python(litert) -> str:
+    """The converter environment's Python (`make test` builds it), or a skip saying why not."""
+    return helper_python(".venv-litert", LITERT_PROBE)
+
+
+@pytest.fixture(scope="session")
+def converted_tflite(tiny_assets, tmp_path_factory) -> SimpleNamespace:
+    """The tiny MobileNetV2 converted to a float .tflite once per session, by the tflite
+    variant's first prepare: {ctx, variant} (the conversion takes 15-20 s on two cores).
+    Tests read its workdir; one that alters a file works on a copy."""
+    from servebench_engine.variants.tflite_variant import TfliteVariant, interpreter_class
+
+    if interpreter_class() is None:
+        pytest.skip("no TFLite runtime installed (ai-edge-litert or tflite-runtime)")
+    ctx = make_context(tiny_assets, tmp_path_factory.mktemp("converted") / "work",
+                       tflite_converter_python=helper_python(".venv-litert", LITERT_PROBE))
+    variant = TfliteVariant()
+    variant.prepare(ctx)
+    return SimpleNamespace(ctx=ctx, variant=variant)
 
 
 @dataclass

@@ -161,6 +161,10 @@ def _bad_inputs(tmp: Path, shared: Path) -> dict[str, tuple[list, str]]:
                                         "--tflite-model", tflite],
                                        ("--tflite-model .*other.tflite matches no model"
                                         ".*food11_quantized_aggressive.tflite")),
+        "int8 tflite named like no model": (
+            ["--model", shared, "--model", namesake.with_name("b.onnx"), "--tflite-int8-model",
+             tflite], ("--tflite-int8-model .*other.tflite matches no model"
+                       ".*food11_quantized_aggressive.int8.tflite, b.int8.tflite")),
         "export-only of two models": (["--model", shared, "--model", namesake, "--export-only",
                                        tmp / "x.onnx"], "--export-only writes one model"),
         "missing model": (["--model", tmp / "nope.onnx"], "model file .*nope.onnx does not exist"),
@@ -185,7 +189,7 @@ def _bad_inputs(tmp: Path, shared: Path) -> dict[str, tuple[list, str]]:
 
 
 @pytest.mark.parametrize("case", ["two models, one name", "export-only of two models",
-                                  "tflite named like no model",
+                                  "tflite named like no model", "int8 tflite named like no model",
                                   "missing model", "corrupt onnx", "wrong input shape",
                                   "unknown variant", "missing data dir",
                                   "data dir without splits", "data dir is a file", "bad profile",

@@ -12,7 +12,9 @@ import pytest
 
 from servebench_engine import helpers
 
-SCRIPTS = sorted(p for p in helpers.HERE.glob("*.py") if p.name != "__init__.py")
+# What the TFLite scripts share: imported by them, never run by the engine.
+SHARED = {helpers.SCRIPT_IO}
+SCRIPTS = sorted(p for p in helpers.HERE.glob("*.py") if p.name != "__init__.py" and p not in SHARED)
 
 
 def _imports(path: Path) -> list[str]:
@@ -26,11 +28,11 @@ def _imports(path: Path) -> list[str]:
 
 
 def test_the_folder_holds_the_scripts_the_engine_names():
-    assert [p.name for p in SCRIPTS] == ["convert_tflite.py", "quantize_inc.py"]
-    assert {helpers.QUANTIZE_INC, helpers.CONVERT_TFLITE} == set(SCRIPTS)
+    assert [p.name for p in SCRIPTS] == ["convert_tflite.py", "quantize_inc.py", "quantize_tflite.py"]
+    assert {helpers.QUANTIZE_INC, helpers.CONVERT_TFLITE, helpers.QUANTIZE_TFLITE} == set(SCRIPTS)
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("script", SCRIPTS + sorted(SHARED), ids=lambda p: p.name)
 def test_a_helper_imports_nothing_of_the_engine(script):
     engine = [m for m in _imports(script) if m.startswith((".", "servebench"))]
     assert not engine, f"{script.name} imports {engine}: it runs where the engine is not"

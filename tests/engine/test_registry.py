@@ -12,9 +12,9 @@ from servebench_engine.variants import (CPU_VARIANTS, GPU_VARIANTS, REGISTRY, lo
                                         resolve_selection)
 from servebench_engine.variants.base import Variant, VariantSkipped
 
-ISSUE_IDS = ["torch-eager", "torch-compile", "onnx-cpu", "onnx-unoptimized", "onnx-optimized", "onnx-int8-dynamic",
+ISSUE_IDS = ["torch-eager", "torch-compile", "torch-compile-openvino", "onnx-cpu", "onnx-unoptimized", "onnx-optimized", "onnx-int8-dynamic",
              "onnx-int8-static-aggressive", "onnx-int8-static-conservative", "openvino", "tflite",
-             "onnx-cuda", "onnx-tensorrt"]
+             "tflite-int8", "onnx-cuda", "onnx-tensorrt"]
 
 
 def test_every_issue_variant_is_registered_in_order():

@@ -12,27 +12,11 @@ import onnxruntime as ort
 import pytest
 
 from servebench_engine.variants.base import VariantSkipped
-from servebench_engine.variants.tflite_variant import TfliteVariant, interpreter_class
-from tests.support.helper_envs import helper_python
+from servebench_engine.variants.tflite_variant import TfliteVariant
 from tests.support.tflite_classify import classify
 from tests.support.variant_context import preprocess, tiny_assets, variant_context  # noqa: F401
 
 TFLITE = "models/mobilenet_v2_1.0_224_quantized_1_default_1.tflite"
-
-
-@pytest.fixture
-def litert():
-    if interpreter_class() is None:
-        pytest.skip("no TFLite runtime installed (ai-edge-litert or tflite-runtime)")
-
-
-@pytest.fixture
-def converter_python(litert):
-    """The converter environment's Python (`make test` builds it), or a skip saying why not.
-
-    onnx2torch itself is imported by the converter behind a torchvision stub: found only."""
-    return helper_python(".venv-litert", "import importlib.util, litert_torch; "
-                                         "assert importlib.util.find_spec('onnx2torch'), 'no onnx2torch'")
 
 
 @pytest.fixture
@@ -82,12 +66,9 @@ def test_without_a_tflite_model_or_a_converter_the_variant_is_skipped(variant_co
         TfliteVariant().prepare(variant_context)
 
 
-def test_the_engine_model_is_converted_and_answers_as_the_onnx_model_does(
-    variant_context, converter_python
-):
-    ctx = dataclasses.replace(variant_context, tflite_converter_python=converter_python)
-    variant = TfliteVariant()
-    variant.prepare(ctx)
+def test_the_engine_model_is_converted_and_answers_as_the_onnx_model_does(converted_tflite):
+    # The session's one conversion (conftest.py): its variant's first prepare.
+    ctx, variant = converted_tflite.ctx, converted_tflite.variant
     served = variant.load(ctx)
 
     batch = ctx.sample(5)

@@ -9,6 +9,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# What the TFLite converter environment (.venv-litert) must have: onnx2torch is imported by the
+# converter behind a torchvision stub, so it is only found here; ai-edge-quantizer makes the
+# INT8 .tflite.
+LITERT_PROBE = ("import importlib.util, litert_torch, ai_edge_quantizer; "
+                "assert importlib.util.find_spec('onnx2torch'), 'no onnx2torch'")
 
 
 @functools.cache

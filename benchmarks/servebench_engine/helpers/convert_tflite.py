@@ -11,8 +11,9 @@ It runs in its own venv, never the engine's: litert-torch pulls jax, transformer
 onnx2tf (the TensorFlow route) pins numpy 1.26, onnx 1.19 and onnxruntime 1.23. The Makefile
 builds that venv (`make .venv-litert/.installed`: LITERT_PACKAGES, then onnx2torch without its
 dependencies, so no torchvision: see _stub_torchvision). A CPU build of torch is enough and
-saves ~4 GB of CUDA libraries. This file is standalone: it imports nothing from the engine, so it
-can be run from the copied benchmarks/ folder with that venv's Python.
+saves ~4 GB of CUDA libraries. This file is standalone: it imports nothing from the engine (only
+its sibling script_io.py, what the TFLite helpers share), so it can be run from the copied
+benchmarks/ folder with that venv's Python.
 
 The result takes NCHW float32 input, as the ONNX model did, so the tflite variant feeds it the
 engine's batches unchanged.
@@ -21,14 +22,13 @@ engine's batches unchanged.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import math
-import os
 import sys
-import time
 import types
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # script_io, its sibling, under -I too
+from script_io import atomic_output, progress, run_script  # noqa: E402
 
 
 def _stub_torchvision() -> None:
@@ -74,11 +74,6 @@ def _flatten_with_free_batch(module):
             setattr(module.get_submodule(parent_name) if parent_name else module, attr, BatchFlatten())
             replaced += 1
     return replaced
-
-
-def _progress(message: str) -> None:
-    """A line the engine relays as progress (it reads the prefix)."""
-    print(f"servebench: {message}", file=sys.stderr, flush=True)
 
 
 def _input_shape(onnx_path: Path) -> list[int | None]:
@@ -140,21 +135,6 @@ def _check(tflite_path: Path, net, shape: list[int]) -> dict[str, object]:
             "input_shape_signature": [int(d) for d in inp["shape_signature"]]}
 
 
-@contextlib.contextmanager
-def _stdout_to_stderr():
-    """litert-torch prints its progress on stdout (from Python and native code), which must hold
-    only the JSON line, so file descriptor 1 is pointed at stderr while converting."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def _run(onnx_path: Path, out: Path, batch: str) -> dict[str, object]:
     fixed = None if batch == "dynamic" else int(batch)
     if fixed is not None and fixed < 1:
@@ -170,7 +150,7 @@ def _run(onnx_path: Path, out: Path, batch: str) -> dict[str, object]:
     import litert_torch
     import torch
 
-    _progress(f"converting {onnx_path.name}: onnx2torch, then litert-torch (about 20 s)")
+    progress(f"converting {onnx_path.name}: onnx2torch, then litert-torch (about 20 s)")
     net = onnx2torch.convert(str(onnx_path)).eval()
     flattens = _flatten_with_free_batch(net)
     record: dict[str, object] = {}
@@ -185,15 +165,10 @@ def _run(onnx_path: Path, out: Path, batch: str) -> dict[str, object]:
         fixed = 1
         edge_model = _convert(net, shape, fixed)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    try:
+    with atomic_output(out) as tmp:
         edge_model.export(str(tmp))
-        _progress("checking the .tflite against the source model in LiteRT's interpreter")
+        progress("checking the .tflite against the source model in LiteRT's interpreter")
         check = _check(tmp, net, shape)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return {
         "route": "onnx -> onnx2torch -> litert-torch",
         "batch": "dynamic" if fixed is None else fixed,
@@ -213,19 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", default="dynamic",
                         help="'dynamic' (default; falls back to 1 if that fails) or a fixed size")
     args = parser.parse_args(argv)
-    # TensorFlow's oneDNN notice and absl's INFO lines are noise to whoever reads stderr.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    started = time.perf_counter()
-    try:
-        with _stdout_to_stderr():
-            record = _run(args.onnx, args.out, args.batch)
-    except Exception as e:
-        first = (str(e).strip().splitlines() or [""])[0]
-        print(f"convert_tflite: error: {type(e).__name__}: {first}", file=sys.stderr)
-        return 1
-    print(json.dumps({"route": record.pop("route"),
-                      "seconds": round(time.perf_counter() - started, 3), **record}))
-    return 0
+    return run_script("convert_tflite", lambda: _run(args.onnx, args.out, args.batch))
 
 
 if __name__ == "__main__":

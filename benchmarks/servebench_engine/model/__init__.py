@@ -58,6 +58,8 @@ class PreparedModel:
     name: str = RANDOM_INIT
     # Its .tflite form, given with --tflite-model (served by the tflite variant as it is).
     tflite_model: Path | None = None
+    # Its INT8 .tflite, given with --tflite-int8-model (served by tflite-int8, after its gate).
+    tflite_int8_model: Path | None = None
     # How it wants its images (input size, mean/std, interpolation, crop).
     data_config: DataConfig = DEFAULT_DATA_CONFIG
     # What builds its network for weights saved as data ("timm:NAME"...); None: not built here.
@@ -162,24 +164,25 @@ def check_names(paths: Sequence[Path | None]) -> list[str]:
     return names
 
 
-def pair_tflite(names: Sequence[str], tflites: Sequence[Path]) -> dict[str, Path]:
-    """Each model's --tflite-model, by name: with one model, the one given (whatever its name);
-    with several, the one whose stem is the model's name, since serving one .tflite under every
-    model's name would label one model's numbers with the others'."""
+def pair_tflite(names: Sequence[str], tflites: Sequence[Path], flag: str = "--tflite-model",
+                suffix: str = ".tflite") -> dict[str, Path]:
+    """Each model's --tflite-model (or ``flag``), by name: with one model, the one given
+    (whatever its name); with several, the one named ``<model name><suffix>``, since serving one
+    .tflite under every model's name would label one model's numbers with the others'."""
     if len(names) == 1:
         if len(tflites) > 1:
-            raise InputError("--tflite-model given more than once for one model")
+            raise InputError(f"{flag} given more than once for one model")
         return {names[0]: tflites[0]} if tflites else {}
     pairs: dict[str, Path] = {}
     for path in tflites:
-        if path.stem not in names:
-            raise InputError(f"--tflite-model {path} matches no model: with several models, name "
+        name = path.name.removesuffix(suffix) if path.name.endswith(suffix) else path.stem
+        if name not in names:
+            raise InputError(f"{flag} {path} matches no model: with several models, name "
                              f"each .tflite like its model (one of "
-                             f"{', '.join(n + '.tflite' for n in names)})")
-        if path.stem in pairs:
-            raise InputError(f"--tflite-model {path} and {pairs[path.stem]} are both for "
-                             f"{path.stem}")
-        pairs[path.stem] = path
+                             f"{', '.join(n + suffix for n in names)})")
+        if name in pairs:
+            raise InputError(f"{flag} {path} and {pairs[name]} are both for {name}")
+        pairs[name] = path
     return pairs
 
 

@@ -15,6 +15,7 @@ _PKG = __name__
 REGISTRY: dict[str, str] = {
     "torch-eager": f"{_PKG}.torch_variants:TorchEager",
     "torch-compile": f"{_PKG}.torch_variants:TorchCompile",
+    "torch-compile-openvino": f"{_PKG}.torch_variants:TorchCompileOpenVino",
     "onnx-cpu": f"{_PKG}.onnx_runtime:OnnxCpu",
     "onnx-unoptimized": f"{_PKG}.onnx_runtime:OnnxUnoptimized",
     "onnx-optimized": f"{_PKG}.onnx_runtime:OnnxOptimized",
@@ -23,6 +24,7 @@ REGISTRY: dict[str, str] = {
     "onnx-int8-static-conservative": f"{_PKG}.quantize:Int8StaticConservative",
     "openvino": f"{_PKG}.openvino_variant:OpenVinoVariant",
     "tflite": f"{_PKG}.tflite_variant:TfliteVariant",
+    "tflite-int8": f"{_PKG}.tflite_int8:TfliteInt8Variant",
     "onnx-cuda": f"{_PKG}.onnx_runtime:OnnxCuda",
     "onnx-tensorrt": f"{_PKG}.onnx_runtime:OnnxTensorrt",
 }

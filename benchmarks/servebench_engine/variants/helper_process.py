@@ -8,6 +8,7 @@ outlives the run; lines starting with ``servebench: `` are relayed as progress.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
@@ -76,3 +77,19 @@ def run_relaying(command: list[str], cwd: Path, log_path: Path, timeout_s: int,
             raise
         reader.join(timeout=30)
     return rc, last_line
+
+
+def run_for_json(what: str, command: list[str], cwd: Path, log_path: Path, timeout_s: int,
+                 log: Callable[[str], None]) -> dict:
+    """Run a helper that prints its result as one JSON line, last (helpers/script_io.py); that
+    result, or a RuntimeError naming ``what`` with the helper's own error line and its log."""
+    try:
+        rc, last_line = run_relaying(command, cwd, log_path, timeout_s, log)
+    except HelperFailed as exc:
+        raise RuntimeError(f"{what}: {exc}") from None
+    if rc != 0:
+        raise RuntimeError(f"{what} failed (exit {rc}): {last_line[-300:]} (log: {log_path})")
+    try:
+        return json.loads(last_line)
+    except ValueError:
+        raise RuntimeError(f"{what} printed no result (log: {log_path})") from None

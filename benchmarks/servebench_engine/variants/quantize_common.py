@@ -71,25 +71,35 @@ class TuningSet:
     @classmethod
     def from_context(cls, ctx: "Context", budget: Budget) -> "TuningSet":
         split = ctx.splits["validation"]
-        if len(split.images) == 0:
-            raise RuntimeError("the validation split is empty: nothing to calibrate or tune on")
-        n = min(budget.calibration_images, len(split.images))
         return cls(
-            calib=np.ascontiguousarray(split.images[:n], dtype=np.float32),
+            calib=calibration_images(split.images, budget),
             val_x=np.ascontiguousarray(split.images, dtype=np.float32),
             val_y=np.asarray(split.labels, dtype=np.int64),
         )
 
     def fingerprint(self) -> str:
-        """A digest of the tuning data (labels, shapes and a strided sample of the pixels): an
-        INT8 model made from other data is not reused (variants/reuse.py)."""
-        import hashlib
+        """A digest of the tuning data: an INT8 model made from other data is not reused."""
+        return data_fingerprint(self.calib, self.val_x, self.val_y)
 
-        h = hashlib.sha256()
-        for arr in (self.calib, self.val_x, self.val_y):
-            h.update(str(arr.shape).encode())
-            h.update(np.ascontiguousarray(arr[..., ::8, ::8] if arr.ndim == 4 else arr).tobytes())
-        return h.hexdigest()
+
+def calibration_images(validation: np.ndarray, budget: Budget) -> np.ndarray:
+    """What every INT8 route calibrates on: the validation split's first images (balanced: the
+    splits are interleaved class by class), as many as the budget affords."""
+    if len(validation) == 0:
+        raise RuntimeError("the validation split is empty: nothing to calibrate or tune on")
+    return np.ascontiguousarray(validation[:budget.calibration_images], dtype=np.float32)
+
+
+def data_fingerprint(*arrays: np.ndarray) -> str:
+    """A digest of images and labels (shapes and a strided sample of the pixels), for the keys of
+    what was made from them (variants/reuse.py)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for arr in arrays:
+        h.update(str(arr.shape).encode())
+        h.update(np.ascontiguousarray(arr[..., ::8, ::8] if arr.ndim == 4 else arr).tobytes())
+    return h.hexdigest()
 
 
 def cpu_session(model: Path | str, threads: int | None):

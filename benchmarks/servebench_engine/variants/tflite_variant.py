@@ -12,7 +12,9 @@ MobileNet convention). So ``infer`` undoes the engine's normalisation to get pix
 up to rounding: the same resize and crop), then scales and quantises them as the model's input
 tensor says. That conversion is
 inside the measured latency, as a server's own input handling would be; its cost is recorded.
-A channels-first float model (one converted from PyTorch) gets the engine's batch unchanged.
+A channels-first float model (one converted from PyTorch) gets the engine's batch unchanged; a
+channels-first INT8 one (that model quantised, the tflite-int8 variant) gets it quantised with its
+input tensor's scale and zero point. Integer outputs are dequantised the same way.
 
 The conversion runs in ``prepare`` (outside the cold start); its route, time and check against
 the source model are recorded.
@@ -20,7 +22,6 @@ the source model are recorded.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,11 +29,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..helpers import CONVERT_TFLITE as CONVERTER_SCRIPT
+from ..helpers import SCRIPT_IO
 from ..model.data_config import DEFAULT, DataConfig
 from ..model.onnx_file import data_config_of
 from . import reuse
 from .base import Served, Variant, VariantSkipped
-from .helper_process import HelperFailed, absolute_python, run_relaying
+from .helper_process import absolute_python, run_for_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..context import Context
@@ -81,7 +83,9 @@ class TfliteModel:
     def run_engine_batch(self, images: np.ndarray) -> np.ndarray:
         """NCHW normalised float32 (the engine's batches) -> float scores."""
         if not self.channels_last:
-            return self._run(images.astype(self.input_details["dtype"], copy=False))
+            # A channels-first model takes the engine's values as they are: an INT8 one (made
+            # from a converted float model) quantised with its input's scale and zero point.
+            return self._run(self._quantise(images))
         return self._run(self._model_input(images))
 
     def _model_input(self, images: np.ndarray) -> np.ndarray:
@@ -105,7 +109,7 @@ class TfliteModel:
         dtype = self.input_details["dtype"]
         scale, zero_point = self.input_details["quantization"]
         if not np.issubdtype(dtype, np.integer):
-            return real.astype(dtype)
+            return real.astype(dtype, copy=False)
         limits = np.iinfo(dtype)
         return np.clip(np.round(real / scale + zero_point), limits.min, limits.max).astype(dtype)
 
@@ -130,6 +134,41 @@ class TfliteModel:
         return out.astype(np.float32, copy=True)
 
 
+def require_runtime() -> None:
+    if interpreter_class() is None:
+        raise VariantSkipped("no TFLite runtime installed (ai-edge-litert or tflite-runtime)")
+
+
+def describe(model: TfliteModel, ctx: "Context", source: str) -> dict[str, object]:
+    """Check ``model`` against the engine's data (its image size) and describe it for the
+    record: ``route`` (``source`` says where the file came from), runtime, input type and layout,
+    and why accuracy cannot be scored when its classes are not the data's."""
+    sample = ctx.sample(1)
+    if model.image_size != tuple(sample.shape[2:4]):
+        raise ValueError(
+            f"the .tflite model takes {model.image_size[0]}x{model.image_size[1]} images, "
+            f"the engine's data is {sample.shape[2]}x{sample.shape[3]}"
+        )
+    dtype = np.dtype(model.input_details["dtype"]).name
+    layout = "NHWC" if model.channels_last else "NCHW"
+    info: dict[str, object] = {
+        "route": f"{source} .tflite, {model.runtime} interpreter, {layout} {dtype} input",
+        "runtime": model.runtime,
+        "input_dtype": dtype,
+        "input_layout": layout,
+        "model_classes": model.num_classes,
+    }
+    if model.channels_last:
+        info["input_conversion_ms"] = model.conversion_ms(sample)
+    if model.num_classes != ctx.num_classes:
+        # The engine writes accuracy null with this reason instead of scoring.
+        info["accuracy_unavailable"] = (
+            f"the .tflite model predicts {model.num_classes} classes, the data set has "
+            f"{ctx.num_classes}: its answers cannot be scored against these labels"
+        )
+    return info
+
+
 class TfliteVariant(Variant):
     id = "tflite"
     description = "TFLite / LiteRT interpreter with a given or converted .tflite model"
@@ -141,41 +180,18 @@ class TfliteVariant(Variant):
 
     def prepare(self, ctx: "Context") -> None:
         """Find or make the model, check it against the data, describe it (outside the cold start)."""
-        if interpreter_class() is None:
-            raise VariantSkipped("no TFLite runtime installed (ai-edge-litert or tflite-runtime)")
+        require_runtime()
         conversion: dict[str, object] = {}
         if ctx.tflite_model is not None:
             self._model_path = ctx.tflite_model
         else:
             self._model_path, conversion, self.reused = convert(ctx)
         model = TfliteModel(self._model_path, ctx.threads, data_config_of(ctx.model_onnx))
-        sample = ctx.sample(1)
-        if model.image_size != tuple(sample.shape[2:4]):
-            raise ValueError(
-                f"the .tflite model takes {model.image_size[0]}x{model.image_size[1]} images, "
-                f"the engine's data is {sample.shape[2]}x{sample.shape[3]}"
-            )
-        dtype = np.dtype(model.input_details["dtype"]).name
-        layout = "NHWC" if model.channels_last else "NCHW"
         source = f"converted ({conversion['route']})" if conversion else "given"
-        self._info = {
-            "route": f"{source} .tflite, {model.runtime} interpreter, {layout} {dtype} input",
-            "runtime": model.runtime,
-            "input_dtype": dtype,
-            "input_layout": layout,
-            "model_classes": model.num_classes,
-            "tflite_source": "converted" if conversion else "given",
-        }
+        self._info = describe(model, ctx, source)
+        self._info["tflite_source"] = "converted" if conversion else "given"
         if conversion:
             self._info["conversion"] = conversion
-        if model.channels_last:
-            self._info["input_conversion_ms"] = model.conversion_ms(sample)
-        if model.num_classes != ctx.num_classes:
-            # The engine writes accuracy null with this reason instead of scoring.
-            self._info["accuracy_unavailable"] = (
-                f"the .tflite model predicts {model.num_classes} classes, the data set has "
-                f"{ctx.num_classes}: its answers cannot be scored against these labels"
-            )
 
     def load(self, ctx: "Context") -> Served:
         if not self._info or self._model_path is None:
@@ -199,25 +215,25 @@ def convert(ctx: "Context") -> tuple[Path, dict[str, object], bool]:
         raise VariantSkipped("no .tflite model given (--tflite-model) and no converter "
                              "environment (--tflite-converter-python; `make bench` builds one)")
     out = ctx.workdir / "model.tflite"
-    key = reuse.source_key("tflite", ctx.model_onnx, converter=reuse.sha256_of(CONVERTER_SCRIPT))
-    made = reuse.reusable(out, key)
-    if made is not None:
-        ctx.log(f"reusing {out.name}, converted by an earlier prepare from the same model")
-        return out, made, True
-    reuse.forget(out)
+    key = reuse.source_key("tflite", ctx.model_onnx, converter=reuse.sha256_of(CONVERTER_SCRIPT),
+                           script_io=reuse.sha256_of(SCRIPT_IO))
+    # tflite-int8 quantises this file: when both prepare at once, one converts, the other reuses.
+    with reuse.locked(out):
+        made = reuse.reusable(out, key)
+        if made is not None:
+            ctx.log(f"reusing {out.name}, converted by an earlier prepare from the same model")
+            return out, made, True
+        reuse.forget(out)
+        return out, reuse.remember(out, key, _run_converter(ctx, out)), False
+
+
+def _run_converter(ctx: "Context", out: Path) -> dict[str, object]:
+    """convert_tflite.py on the engine's ONNX model, writing ``out``; its JSON result."""
     log_path = ctx.workdir / "tflite-conversion.log"
     command = [str(absolute_python(ctx.tflite_converter_python)), str(CONVERTER_SCRIPT),
                "--onnx", str(ctx.model_onnx), "--out", str(out)]
-    try:
-        rc, last_line = run_relaying(command, ctx.workdir, log_path, CONVERT_TIMEOUT_S, ctx.log)
-    except HelperFailed as exc:
-        raise RuntimeError(f"TFLite conversion: {exc}") from None
-    if rc != 0:
-        raise RuntimeError(f"TFLite conversion failed (exit {rc}): {last_line[-300:]} (log: {log_path})")
-    try:
-        result = json.loads(last_line)
-    except ValueError:
-        raise RuntimeError(f"TFLite conversion printed no result (log: {log_path})") from None
+    result = run_for_json("TFLite conversion", command, ctx.workdir, log_path, CONVERT_TIMEOUT_S,
+                          ctx.log)
     ctx.log(f"converted to {out.name}: {result['size_bytes']:,} bytes in {result['seconds']:.1f} s, "
             f"max |diff| vs the source {result['max_abs_diff']:.2g}")
-    return out, reuse.remember(out, key, result), False
+    return result
