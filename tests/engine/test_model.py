@@ -150,7 +150,7 @@ def test_workers_rebuild_the_random_network_from_its_weights_as_data(tmp_path, t
 
     m = prepare_model(None, tmp_path)
     source = torch_source(m, tmp_path)
-    assert set(source) == {"state_dict", "architecture", "num_classes"}
+    assert set(source) == {"state_dict", "architecture", "num_classes", "reparameterized"}
     # Plain weights: the safe unpickler reads them.
     assert all(isinstance(v, torch.Tensor)
                for v in torch.load(source["state_dict"], weights_only=True).values())
@@ -220,3 +220,28 @@ def test_every_conv_weight_of_an_export_is_an_initializer_of_its_own(tmp_path, t
     convs = [n for n in graph.node if n.op_type == "Conv"]
     assert convs and all(name in inits for n in convs for name in n.input[1:])
     assert not [n for n in graph.node if n.op_type == "Identity" and n.input[0] in inits]
+
+
+def test_a_timm_model_with_training_branches_is_fused_before_export(tmp_path, torch):
+    """MobileOne trains with parallel conv/BN branches and serves one conv each: the ONNX, and the
+    network a worker child rebuilds from its weights, are the fused one (timm's
+    reparameterize_model), and the record counts the modules fused."""
+    pytest.importorskip("timm", reason="timm not installed")
+    from servebench_engine.model import torch_factory, torch_source
+    import timm
+
+    m = prepare_model(Path("timm:mobileone_s0:random"), tmp_path)
+    assert m.describe()["reparameterized"] == m.reparameterized > 0
+    unfused = sum(isinstance(x, torch.nn.Conv2d) for x in timm.create_model("mobileone_s0").modules())
+    rebuilt = torch_factory(torch_source(m, tmp_path))()
+    fused = sum(isinstance(x, torch.nn.Conv2d) for x in rebuilt.modules())
+    convs = [n for n in onnx.load(str(m.onnx_path)).graph.node if n.op_type == "Conv"]
+    assert len(convs) == fused < unfused
+    session = ort.InferenceSession(str(m.onnx_path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0],
+                                   rebuilt(torch.from_numpy(x)).numpy(), atol=1e-3)
+    # A model with nothing to fuse is left as it is, and says so.
+    (tmp_path / "t").mkdir()
+    assert prepare_model(Path("timm:tinynet_e:random"), tmp_path / "t").reparameterized == 0

@@ -64,6 +64,9 @@ class PreparedModel:
     data_config: DataConfig = DEFAULT_DATA_CONFIG
     # What builds its network for weights saved as data ("timm:NAME"...); None: not built here.
     architecture: str | None = None
+    # Modules timm fused for inference before export (timm.utils.reparameterize_model); None:
+    # not a model built by name here.
+    reparameterized: int | None = None
 
     def describe(self) -> dict:
         program = getattr(self.torch_model, "path", None)
@@ -71,7 +74,8 @@ class PreparedModel:
                 "format": self.format, "sha256": self.sha256, "num_classes": self.num_classes,
                 "quantized": self.is_quantized, "onnx": self.onnx_path.name,
                 "torch_program": program.name if program else None,
-                "architecture": self.architecture, "data_config": self.data_config.describe()}
+                "architecture": self.architecture, "reparameterized": self.reparameterized,
+                "data_config": self.data_config.describe()}
 
 
 def model_name(model: Path | None) -> str:
@@ -90,6 +94,7 @@ def _prepare_named(spec: by_name.ModelName, staging: Path) -> PreparedModel:
     net = by_name.build(spec)
     config = by_name.data_config(spec, net)
     net = settle_batchnorm(net, config.input_size) if spec.random else net.eval()
+    net, reparameterized = by_name.reparameterize(spec, net)
     classes = probe_classes(net, config.input_size)
     metadata = {DATA_CONFIG_KEY: config.to_json()}
     if spec.random:
@@ -102,7 +107,8 @@ def _prepare_named(spec: by_name.ModelName, staging: Path) -> PreparedModel:
     inspect_onnx(onnx_path)
     return PreparedModel(onnx_path, str(spec), spec.hub, spec.random, sha256_of(onnx_path),
                          classes, False, lambda: copy.deepcopy(net), name=spec.name,
-                         data_config=config, architecture=spec.architecture)
+                         data_config=config, architecture=spec.architecture,
+                         reparameterized=reparameterized)
 
 
 def prepare_model(model: Path | None, staging: Path, *,

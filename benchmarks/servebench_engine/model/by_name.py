@@ -14,6 +14,7 @@ import os
 import re
 import socket
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 from ..errors import InputError
@@ -95,6 +96,25 @@ def _guarded(spec: ModelName, make):
         raise InputError(f"--model {spec}: cannot build it ({type(e).__name__}: {first})"
                          + ("" if spec.random else f"; {spec.architecture}{RANDOM_SUFFIX} "
                             "gives random weights")) from None
+
+
+# timm's own reparameterisation hooks (timm.models._manipulate.reparameterize_model).
+REPARAMETERIZE_HOOKS = ("fuse", "reparameterize", "switch_to_deploy")
+
+
+def reparameterize(spec: ModelName, net) -> tuple[Any, int]:
+    """The network as it is served: a timm model's training-time branches fused for inference
+    (MobileOne, RepVGG, FastViT...: several convolutions and norms become one), as the guide this
+    study follows does before export; how many modules had a hook (0: nothing to fuse, the net
+    unchanged). Every variant, the ONNX and the .tflite then serve the same fused network."""
+    if spec.hub != "timm":
+        return net, 0
+    hooked = sum(1 for m in net.modules() if any(hasattr(m, h) for h in REPARAMETERIZE_HOOKS))
+    if not hooked:
+        return net, 0
+    import timm.utils
+
+    return timm.utils.reparameterize_model(net).eval(), hooked
 
 
 def data_config(spec: ModelName, net) -> DataConfig:

@@ -264,7 +264,8 @@ def torch_source(model, folder: Path, *, allow_pickle: bool = False) -> dict | N
     net = model.torch_model()
     torch.save(net.state_dict(), str(saved))
     return {"state_dict": str(saved), "architecture": model.architecture or MOBILENET_V2,
-            "num_classes": model.num_classes}
+            "num_classes": model.num_classes,
+            "reparameterized": bool(getattr(model, "reparameterized", None))}
 
 
 def torch_factory(source: dict | None):
@@ -283,5 +284,8 @@ def torch_factory(source: dict | None):
 def _rebuild(source: dict):
     torch = import_torch("the model's saved weights")
     net = build_architecture(source["architecture"], int(source["num_classes"]))
+    if source.get("reparameterized"):  # the fused network's weights need the fused layers
+        net, _ = by_name.reparameterize(by_name.parse(source["architecture"] + by_name.RANDOM_SUFFIX),
+                                        net.eval())
     net.load_state_dict(torch.load(source["state_dict"], map_location="cpu", weights_only=True))
     return net.eval()
