@@ -265,7 +265,7 @@ def torch_source(model, folder: Path, *, allow_pickle: bool = False) -> dict | N
     torch.save(net.state_dict(), str(saved))
     return {"state_dict": str(saved), "architecture": model.architecture or MOBILENET_V2,
             "num_classes": model.num_classes,
-            "reparameterized": bool(getattr(model, "reparameterized", None))}
+            "reparameterized": bool(model.reparameterized)}
 
 
 def torch_factory(source: dict | None):
