@@ -144,12 +144,28 @@ def exit_status(body: Callable[[], object], *, handlers: Sequence[Handler] = ENG
 # at-fork hook (logging's, at every subprocess start) or a __del__ ("Exception ignored in"),
 # which made a SIGTERM landing while a child process starts go unnoticed and the suite run on.
 _signalled: list[type[KeyboardInterrupt]] = []
+# > 0 while a child process is being started and registered: a signal then only records itself
+# (see signals_deferred), else the child would start unseen and outlive the cleanup.
+_deferring: list[int] = [0]
 
 
 def raise_if_signalled() -> None:
     """Raise the interruption a signal asked for, if Python swallowed it on the way."""
     if _signalled:
         raise _signalled[-1]
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Within, SIGTERM/SIGINT are recorded, not raised; raised on the way out. For a step that
+    must not be cut in two: starting a child and registering it, so that the cleanup stops it."""
+    _deferring[0] += 1
+    try:
+        yield
+    finally:
+        _deferring[0] -= 1
+    if not _deferring[0]:
+        raise_if_signalled()
 
 
 @contextlib.contextmanager
@@ -163,11 +179,13 @@ def sigterm_raises():
 
     def terminate(signum, frame):
         _signalled.append(Terminated)
-        raise Terminated
+        if not _deferring[0]:
+            raise Terminated
 
     def interrupt(signum, frame):
         _signalled.append(KeyboardInterrupt)
-        raise KeyboardInterrupt
+        if not _deferring[0]:
+            raise KeyboardInterrupt
 
     def unraisable(info):
         # One of ours, swallowed: raise_if_signalled raises it again, the user sees one line.

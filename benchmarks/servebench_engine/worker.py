@@ -150,7 +150,8 @@ def run_children(tasks: list[Task], lanes: int) -> list[dict | WorkerDied]:
             while waiting and len(running) < max(1, lanes):
                 i = waiting.pop(0)
                 job, job_path, _ = tasks[i]
-                running[i] = proc = _start(job, job_path)
+                with errors.signals_deferred():  # a signal mid-Popen would orphan the child
+                    running[i] = proc = _start(job, job_path)
                 threading.Thread(target=_relay, args=(i, proc.stdout, lines), daemon=True).start()
             errors.raise_if_signalled()
             try:
@@ -227,7 +228,10 @@ def _say(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    job = json.loads(Path(args[0]).read_text())
+    try:
+        job = json.loads(Path(args[0]).read_text())
+    except FileNotFoundError:  # the parent was stopped and removed its job folder meanwhile
+        return ExitCode.INTERRUPTED
     if not _die_with_parent(job["parent"]):
         return ExitCode.INTERRUPTED
     try:

@@ -151,3 +151,39 @@ def test_a_sigterm_python_swallows_is_raised_again_without_a_second_line(capsys)
     err = capsys.readouterr().err
     assert err.strip().splitlines() == ["error: terminated (SIGTERM); the records finished before "
                                         "are kept"], err
+
+
+def test_a_sigterm_while_a_child_starts_stops_that_child_too(tmp_path, monkeypatch):
+    """The CI failure: SIGTERM landed inside Popen, after the fork, before the child was
+    registered; the cleanup did not know it, removed the job folder, and the child died on a
+    missing job.json with a traceback. The signal is now held until the child is registered."""
+    from servebench_engine import errors, worker
+
+    started = []
+    real_start = worker._start
+
+    def start_then_signal(job, job_path):
+        proc = real_start(job, job_path)
+        started.append(proc)
+        os.kill(os.getpid(), signal.SIGTERM)  # as if it landed at Popen's last bytecode
+        sum(range(1000))
+        return proc
+
+    monkeypatch.setattr(worker, "_start", start_then_signal)
+    job_path = tmp_path / "job.json"
+    job = {"parent": os.getpid(), "result": str(tmp_path / "record.json")}
+
+    def body():
+        worker.run_children([(job, job_path, lambda line: None)], 1)
+
+    assert errors.exit_status(body) == errors.ExitCode.TERMINATED
+    assert len(started) == 1 and started[0].poll() is not None, "the child outlived the parent"
+
+
+def test_a_child_whose_job_folder_is_gone_leaves_quietly(tmp_path):
+    """A child that starts after its parent removed the job folder: interrupted, no traceback."""
+    done = subprocess.run([sys.executable, "-m", "servebench_engine.worker",
+                           str(tmp_path / "gone" / "job.json")], cwd=REPO / "benchmarks",
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == ExitCode.INTERRUPTED, done
+    assert "Traceback" not in done.stderr, done.stderr
