@@ -54,6 +54,8 @@ CASES = {
     "results_dir_proc": (["results_dir=/proc"], "results_dir /proc is a system folder"),
     "model_missing": (["model=/nonexistent/model.onnx"], "model /nonexistent/model.onnx does not exist"),
     "tflite_model_folder": (["tflite_model=/tmp"], "tflite_model /tmp is not a file"),
+    "tflite_int8_model_missing": (["tflite_int8_model=/nonexistent/m.int8.tflite"],
+                                  "tflite_int8_model /nonexistent/m.int8.tflite does not exist"),
     # `$` matched before a trailing newline: the id passed, a folder name with a newline.
     "run_id_newline": (['{"run_id": "ok-run\\n"}'], "run_id \"ok-run\\n\" is not a safe folder name"),
     "connect_timeout_negative": (["bench_connect_timeout=-5"],

@@ -51,8 +51,8 @@ def test_shared_int8_model_through_bench_run(bench_run, shared_int8, tmp_path, m
         assert (rec["host"], rec["host_kind"], rec["profile"]) == ("testhost", "local", "quick")
         assert rec["model"]["sha256"] == SHARED_INT8_SHA256
         assert rec["model"]["random_weights"] is False and rec["model"]["quantized"] is True
-        assert rec["data"]["synthetic"] is True and rec["data"]["counts"]["evaluation"] == 88
-        assert rec["accuracy"]["total"] == 88 and 0 <= rec["accuracy"]["correct"] <= 88
+        assert rec["data"]["synthetic"] is True and rec["data"]["counts"]["evaluation"] == 44
+        assert rec["accuracy"]["total"] == 44 and 0 <= rec["accuracy"]["correct"] <= 44
         assert rec["providers"]["active"] == ["CPUExecutionProvider"]
         lat = rec["latency_ms"]
         check_stats(lat, rec["samples"]["latency_ns"])
