@@ -83,7 +83,8 @@ def gated_int8_tflite(assets, workdir: Path) -> tuple[Path, dict]:
                                                                               LITERT_PROBE))
     variant = TfliteInt8Variant()
     variant.prepare(ctx)
-    return variant._model_path, variant._info
+    served = variant.load(ctx)
+    return served.model_path, served.info
 
 
 @pytest.mark.timeout(3300)
