@@ -9,8 +9,8 @@ timers, frequency scaling, other tenants), and stops at whichever cap comes firs
 * ``quick``: a smoke-level look, two repeats of about 1-2 s of measuring each per variant, so
   ``make bench PROFILE=quick`` (12 CPU variants, torch.compile, quantisation, the .tflite
   conversion and onnx-cpu's load mode included, each repeat a fresh process) stays under 3
-  minutes on 2 cores. Good for spotting 2x differences,
-  not 5 % ones (the records carry the noise flag, the CI and whether the two repeats agreed).
+  minutes on 2 cores. Good for spotting 2x differences, not 5 % ones (the records carry the
+  noise flag, the CI and whether the two repeats agreed).
 * ``smoke``: a fraction of a second per variant, for tests and CI only; numbers meaningless.
 
 ``repeats``: how many fresh processes measure each variant (``bench-run --repeats`` overrides).
